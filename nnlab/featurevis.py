@@ -1,0 +1,370 @@
+"""Activation maximisation: find the input image that a unit, a channel or a class responds to most.
+
+Gradient *ascent* on the image ``x`` (the model's weights are fixed)::
+
+    x* = argmax_x  objective(x)        e.g.  logit_7(x) - tv_weight * TV(x) - lp_weight * ||x||_6
+
+The pieces, each small and replaceable:
+
+* an **objective** (:mod:`nnlab.objectives`): what to maximise, regularisers included;
+* an **image parameterisation**: :class:`PixelImage` (the pixels themselves, grey or RGB) or
+  :class:`FourierImage` (a decorrelated Fourier spectrum, for ImageNet models);
+* **transforms**: :func:`jitter` (random shifts, applied before each forward pass),
+  :func:`blur` (every few steps) and :func:`clamp` (to the valid pixel range), applied to the pixels after a step;
+* :func:`maximize` runs the optimisation and records every named term of the objective at every step;
+* :func:`visualize_activation` is the keras-vis style shortcut (``filter_indices``, ``tv_weight``, ``lp_norm_weight``).
+
+Example::
+
+    from nnlab.objectives import logit, total_variation
+    model = nnlab.models.pretrained("mnist_cnn")
+    objective = sum(logit(c, batch=c) for c in range(10)) - 0.1 * total_variation()
+    images, history = maximize(model, objective, shape=(10, 1, 28, 28), steps=256)
+    history["logit(3, batch=3)"][:, 3]       # the class-3 score of image 3 at every step
+
+References: Erhan et al. (2009); Simonyan, Vedaldi & Zisserman (2014), https://arxiv.org/abs/1312.6034;
+Yosinski et al. (2015), "Understanding neural networks through deep visualization",
+https://arxiv.org/abs/1506.06579 (blur, clipping); Olah, Mordvintsev & Schubert (2017), "Feature Visualization",
+https://distill.pub/2017/feature-visualization/ (jitter, decorrelated Fourier parameterisation);
+Mordvintsev et al. (2018), "Differentiable Image Parameterizations", https://distill.pub/2018/differentiable-parameterizations/.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from nnlab.hooks import capture, eval_mode, frozen, layer_names
+from nnlab.models import IMAGENET_MEAN, IMAGENET_STD
+from nnlab.objectives import INPUT, LOGITS, Objective, channel, logit, lp_norm, total_variation
+
+
+# --------------------------------------------------------------------------- image parameterisations
+class PixelImage:
+    """The image is its own parameter: pixels ``(N, C, H, W)``, initialised to ``mean + std * noise``.
+
+    Keep the pixels in ``[0, 1]`` with the :func:`clamp` transform (on by default in :func:`maximize`).
+    """
+
+    def __init__(self, shape: Sequence[int], generator: Optional[torch.Generator] = None,
+                 mean: float = 0.5, std: float = 0.1):
+        self.pixels = (mean + std * torch.randn(tuple(shape), generator=generator)).clamp(0, 1)
+        self.pixels.requires_grad_(True)
+
+    def parameters(self) -> List[torch.Tensor]:
+        return [self.pixels]
+
+    def __call__(self) -> torch.Tensor:
+        """The image ``(N, C, H, W)``."""
+        return self.pixels
+
+
+# Square root of the colour correlation of ImageNet pixels (rows: R, G, B), as in Lucid / Olah et al. (2017):
+# sampling in this decorrelated colour space and mixing back gives natural colour statistics.
+_COLOR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02],
+                                        [0.27, 0.00, -0.05],
+                                        [0.27, -0.09, 0.03]])
+
+
+class FourierImage:
+    """Image parameterised by its 2-D Fourier spectrum, scaled by ``1 / frequency^decay_power`` (Olah et al., 2017).
+
+    Gradient steps on the spectrum favour low frequencies, which removes the high-frequency noise that pixel
+    optimisation produces on ImageNet models. For RGB images the colours are decorrelated (ImageNet colour
+    statistics); a sigmoid maps the result into ``(0, 1)``. Shape ``(N, C, H, W)``, ``C`` = 1 or 3.
+    """
+
+    def __init__(self, shape: Sequence[int], generator: Optional[torch.Generator] = None,
+                 std: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True):
+        n, c, h, w = shape
+        self.shape = (n, c, h, w)
+        fy = torch.fft.fftfreq(h)[:, None]
+        fx = torch.fft.rfftfreq(w)[None, :]
+        frequency = torch.sqrt(fx ** 2 + fy ** 2)
+        self.scale = 1.0 / frequency.clamp(min=1.0 / max(h, w)) ** decay_power  # (h, w // 2 + 1)
+        self.spectrum = (std * torch.randn(n, c, h, w // 2 + 1, 2, generator=generator)).requires_grad_(True)
+        self.decorrelate = decorrelate and c == 3
+
+    def parameters(self) -> List[torch.Tensor]:
+        return [self.spectrum]
+
+    def __call__(self) -> torch.Tensor:
+        """The image ``(N, C, H, W)`` in ``(0, 1)``."""
+        n, c, h, w = self.shape
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        x = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho") / 4.0  # /4: Lucid's constant, keeps sigmoid unsaturated
+        if self.decorrelate:
+            mix = _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
+            x = torch.einsum("ij,njhw->nihw", mix, x)
+        return torch.sigmoid(x)
+
+
+# --------------------------------------------------------------------------- transforms
+class Transform:
+    """A transform of the image. ``when="forward"``: applied (differentiably) to the image before each forward pass;
+    ``when="after_step"``: applied in place to the pixels after an optimiser step (pixel images only)."""
+    when = "forward"
+
+    def __call__(self, x: torch.Tensor, step: int, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class jitter(Transform):
+    """Shift the image by a random ``(dy, dx)`` in ``[-pixels, pixels]`` at every step (edges replicated),
+    so that the image cannot rely on exact pixel positions (Olah et al., 2017)."""
+    when = "forward"
+
+    def __init__(self, pixels: int = 2):
+        self.pixels = int(pixels)
+
+    def __call__(self, x, step, generator):
+        d = self.pixels
+        if d <= 0:
+            return x
+        dy, dx = torch.randint(0, 2 * d + 1, (2,), generator=generator).tolist()
+        padded = F.pad(x, (d, d, d, d), mode="replicate")
+        return padded[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
+
+    def __repr__(self):
+        return f"jitter({self.pixels})"
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur images ``x (N, C, H, W)`` with a Gaussian of standard deviation ``sigma`` pixels (separable, edges reflected)."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    kernel = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    mode = "reflect" if min(x.shape[-2:]) > radius else "replicate"
+    x = F.pad(x, (radius, radius, radius, radius), mode=mode)
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+class blur(Transform):
+    """Every ``every`` steps, blur the pixels with a Gaussian of ``sigma`` pixels (Yosinski et al., 2015)."""
+    when = "after_step"
+
+    def __init__(self, sigma: float = 0.5, every: int = 4):
+        self.sigma, self.every = float(sigma), int(every)
+
+    def __call__(self, x, step, generator):
+        if self.every > 0 and self.sigma > 0 and (step + 1) % self.every == 0:
+            return gaussian_blur(x, self.sigma)
+        return x
+
+    def __repr__(self):
+        return f"blur({self.sigma:g}, every={self.every})"
+
+
+class clamp(Transform):
+    """Clip the pixels to the valid range ``[low, high]`` after every step."""
+    when = "after_step"
+
+    def __init__(self, low: float = 0.0, high: float = 1.0):
+        self.low, self.high = low, high
+
+    def __call__(self, x, step, generator):
+        return x.clamp(self.low, self.high)
+
+    def __repr__(self):
+        return f"clamp({self.low:g}, {self.high:g})"
+
+
+# --------------------------------------------------------------------------- the renderer
+class Rendering(NamedTuple):
+    """What :func:`maximize` returns.
+
+    ``images``: ``(N, C, H, W)`` in ``[0, 1]`` (detached). ``history``: ``{term name: (steps, N)}``, the value of
+    every named term of the objective (unweighted) before each step, plus ``"objective"`` (the weighted sum).
+    """
+    images: torch.Tensor
+    history: Dict[str, torch.Tensor]
+
+
+def _as_normalize(normalize) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    if normalize is None:
+        return None
+    if isinstance(normalize, str):
+        if normalize != "imagenet":
+            raise ValueError(f"normalize must be None, 'imagenet' or (mean, std); got {normalize!r}")
+        normalize = (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = normalize
+    return torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), \
+        torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+
+
+def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps: int = 256, lr: float = 0.05,
+             seed: int = 0, param: Union[str, PixelImage, FourierImage] = "pixels",
+             transforms: Optional[Sequence[Transform]] = None, normalize=None,
+             progress: bool = True) -> Rendering:
+    """Maximise ``objective`` by gradient ascent on the image (Adam on the image parameters).
+
+    model: maps images ``(N, C, H, W)`` to logits ``(N, K)``; used in eval mode, its weights frozen, both restored.
+    objective: an :class:`nnlab.objectives.Objective` (one value per image; the renderer minimises ``-sum``).
+    shape: ``(N, C, H, W)``, or ``(C, H, W)`` for one image. Batched: address image ``i`` with ``batch=i``.
+    param: ``"pixels"`` (:class:`PixelImage`), ``"fourier"`` (:class:`FourierImage`) or a parameterisation object.
+    transforms: list of :func:`jitter`, :func:`blur`, :func:`clamp`; default ``[clamp(0, 1)]`` for pixels,
+        none for Fourier images (already in (0, 1)).
+    normalize: ``None`` (the model takes ``[0, 1]`` images), ``"imagenet"`` or ``(mean, std)``: the image stays in
+        ``[0, 1]`` and is normalised inside, just before the model.
+    seed: seeds the initial image and the jitter (a private generator; the global RNG is untouched).
+
+    Returns a :class:`Rendering` ``(images, history)``.
+
+    Example::
+
+        images, history = maximize(model, logit(7) - 0.1 * total_variation(), shape=(1, 1, 28, 28))
+    """
+    if not isinstance(objective, Objective):
+        raise ValueError(f"objective must be an nnlab.objectives.Objective, got {type(objective).__name__}")
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    if len(shape) != 4:
+        raise ValueError(f"shape must be (N, C, H, W) or (C, H, W), got {shape}")
+    generator = torch.Generator().manual_seed(seed)
+    if param == "pixels":
+        image = PixelImage(shape, generator)
+    elif param == "fourier":
+        image = FourierImage(shape, generator)
+    elif isinstance(param, str):
+        raise ValueError(f"param must be 'pixels', 'fourier' or a parameterisation object, got {param!r}")
+    else:
+        image = param
+    if transforms is None:
+        transforms = [clamp(0.0, 1.0)] if isinstance(image, PixelImage) else []
+    forward_transforms = [t for t in transforms if t.when == "forward"]
+    step_transforms = [t for t in transforms if t.when == "after_step"]
+    if step_transforms and not isinstance(image, PixelImage):
+        raise ValueError(f"{step_transforms} act on pixels; use param='pixels' (a Fourier image is already in (0, 1))")
+    norm = _as_normalize(normalize)
+    layers = [name for name in objective.layers if name not in (INPUT, LOGITS)]
+    modules = dict(model.named_modules())
+    for name in layers:
+        if name not in modules:
+            raise ValueError(f"objective reads layer {name!r}, which the model does not have; "
+                             f"candidates: {', '.join(layer_names(model))}")
+
+    optimizer = torch.optim.Adam(image.parameters(), lr=lr)
+    records: Dict[str, List[torch.Tensor]] = {name: [] for name in objective.terms}
+    records["objective"] = []
+    bar = tqdm(range(steps), disable=not progress, desc="maximize", leave=False)
+    with eval_mode(model), frozen(model), capture(model, layers, detach=False) as acts:
+        for step in bar:
+            x = image()
+            x_in = x
+            for t in forward_transforms:
+                x_in = t(x_in, step, generator)
+            if norm is not None:
+                x_in = (x_in - norm[0]) / norm[1]
+            acts[LOGITS] = model(x_in)
+            acts[INPUT] = x
+            values = objective.term_values(acts)
+            total = objective.combine(values)
+            optimizer.zero_grad()
+            (-total.sum()).backward()  # the only place where the sign flips: ascent on the objective
+            optimizer.step()
+            if step_transforms:
+                with torch.no_grad():
+                    pixels = image.pixels
+                    for t in step_transforms:
+                        pixels.copy_(t(pixels, step, generator))
+            for name, value in values.items():
+                records[name].append(value.detach())
+            records["objective"].append(total.detach())
+            if progress and (step % 16 == 0 or step == steps - 1):
+                bar.set_postfix(objective=f"{total.mean().item():.3g}")
+    with torch.no_grad():
+        images = image().detach().clone()
+    history = {name: torch.stack(values) if values else torch.empty(0, shape[0]) for name, values in records.items()}
+    return Rendering(images, history)
+
+
+# --------------------------------------------------------------------------- keras-vis style shortcut
+def _is_torchvision(model: nn.Module) -> bool:
+    return type(model).__module__.startswith("torchvision.models")
+
+
+def _default_shape(model: nn.Module) -> Tuple[int, int, int]:
+    """The ``(C, H, W)`` of one input image for the lab models and torchvision models; else ``ValueError``."""
+    from nnlab import models
+
+    if getattr(model, "in_shape", None) is not None:
+        return tuple(model.in_shape)
+    if isinstance(model, models.ClutteredCNN):
+        return (1, 64, 64)
+    if isinstance(model, models.MnistCNN):
+        return (model.conv1.in_channels, 28, 28)
+    if _is_torchvision(model):
+        return (3, 224, 224)
+    raise ValueError(f"pass shape=(C, H, W): the input shape of a {type(model).__name__} is not known")
+
+
+def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices, tv_weight: float = 0.1,
+                         lp_norm_weight: float = 0.0, p: float = 6.0, act_max_weight: float = 1.0,
+                         shape: Optional[Sequence[int]] = None, steps: int = 256, lr: float = 0.05, seed: int = 0,
+                         param: str = "auto", jitter_pixels: int = 0, blur_sigma: float = 0.0,
+                         blur_every: int = 4, normalize="auto", progress: bool = True) -> Rendering:
+    """Maximise units of ``layer`` with total-variation and Lp regularisers, in keras-vis's words
+    (``vis.visualization.visualize_activation``)::
+
+        objective = act_max_weight * sum(channel(layer, i) for i in group)
+                    - tv_weight * total_variation() - lp_norm_weight * lp_norm(p)
+
+    layer: a layer name (``"conv2"``, ``"fc"``); ``None`` or ``"logits"`` for the class scores (model output).
+    filter_indices: an int (one image), a list of ints (one image maximising their *sum*, like keras-vis), or a
+        list of lists (one image per group, in one batched run): ``[[1, 7], [0, 1]]`` gives 2 images.
+    shape: ``(C, H, W)`` of one image; known for the lab models ((1, 28, 28) for the MNIST CNN, (1, 64, 64) for the
+        cluttered-MNIST CNN) and torchvision models (3, 224, 224).
+    param, normalize: ``"auto"`` = ``"fourier"`` and ``"imagenet"`` for torchvision models, else ``"pixels"`` and
+        ``None`` (see :func:`maximize`).
+    jitter_pixels, blur_sigma/blur_every: the :func:`jitter` and :func:`blur` transforms (0 = off).
+
+    Returns a :class:`Rendering` with one image per group.
+
+    Example::
+
+        images, history = visualize_activation(model, "fc", [1, 7], tv_weight=0.1)
+    """
+    if isinstance(filter_indices, int):
+        groups = [[filter_indices]]
+    else:
+        filter_indices = list(filter_indices)
+        if not filter_indices:
+            raise ValueError("filter_indices is empty; pass an int, a list of ints or a list of lists")
+        if all(isinstance(i, int) for i in filter_indices):
+            groups = [filter_indices]
+        else:
+            groups = [[g] if isinstance(g, int) else list(g) for g in filter_indices]
+    shape = tuple(shape) if shape is not None else _default_shape(model)
+    if normalize == "auto":
+        normalize = "imagenet" if _is_torchvision(model) else None
+    if param == "auto":
+        param = "fourier" if _is_torchvision(model) else "pixels"
+    if len(shape) != 3:
+        raise ValueError(f"shape must be (C, H, W) of one image, got {shape}")
+    batched = len(groups) > 1
+
+    def unit(i, b):
+        b = b if batched else None
+        return logit(i, batch=b) if layer in (None, LOGITS) else channel(layer, i, batch=b)
+
+    objective = act_max_weight * sum(unit(i, b) for b, group in enumerate(groups) for i in group)
+    objective = objective - tv_weight * total_variation() - lp_norm_weight * lp_norm(p)
+    transforms: List[Transform] = [clamp(0.0, 1.0)] if param == "pixels" else []
+    if jitter_pixels:
+        transforms.insert(0, jitter(jitter_pixels))
+    if blur_sigma and param == "pixels":
+        transforms.insert(0, blur(blur_sigma, blur_every))
+    return maximize(model, objective, (len(groups),) + shape, steps=steps, lr=lr, seed=seed, param=param,
+                    transforms=transforms, normalize=normalize, progress=progress)
+
+
+__all__ = ["PixelImage", "FourierImage", "Transform", "jitter", "blur", "clamp", "gaussian_blur",
+           "Rendering", "maximize", "visualize_activation", "IMAGENET_MEAN", "IMAGENET_STD"]

@@ -1,0 +1,225 @@
+"""Activation maximisation: exact optima on a linear model, properties on small CNNs, quality on the trained MNIST CNN."""
+import pytest
+import torch
+import torch.nn as nn
+
+from nnlab import models
+from nnlab.featurevis import (FourierImage, PixelImage, blur, clamp, gaussian_blur, jitter, maximize,
+                              visualize_activation)
+from nnlab.hooks import assert_no_hooks
+from nnlab.objectives import Objective, channel, logit, neuron, total_variation, total_variation_of
+
+
+def linear_model(seed=0):
+    torch.manual_seed(seed)
+    return models.LogisticRegression((1, 6, 6), 3)
+
+
+def small_cnn(seed=0):
+    torch.manual_seed(seed)
+    return models.MnistCNN()
+
+
+def snapshot(model):
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            [p.requires_grad for p in model.parameters()], [m.training for m in model.modules()])
+
+
+def assert_unchanged(model, before):
+    state, flags, modes = before
+    after = model.state_dict()
+    assert all(torch.equal(state[k], after[k]) for k in state)
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert [m.training for m in model.modules()] == modes
+    assert_no_hooks(model)
+
+
+# --------------------------------------------------------------------------- exact results on a linear model
+def test_linear_model_optimum_is_the_sign_of_the_template():
+    """For logits = W x + b and x in [0, 1], the maximiser of logit c is x = 1 where W_c > 0 and 0 where W_c < 0."""
+    model = linear_model()
+    objective = sum(logit(c, batch=c) for c in range(3))
+    images, history = maximize(model, objective, shape=(3, 1, 6, 6), steps=60, lr=0.1, progress=False)
+    expected = (model.templates() > 0).float()
+    assert torch.equal(images, expected)
+    # history: every named term, (steps, N); a batch-addressed term is zero for the other images
+    assert set(history) == {"logit(0, batch=0)", "logit(1, batch=1)", "logit(2, batch=2)", "objective"}
+    assert history["objective"].shape == (60, 3)
+    assert torch.all(history["logit(1, batch=1)"][:, [0, 2]] == 0)
+    # the history holds the values before each step: the first equals the objective of the initial image
+    first = PixelImage((3, 1, 6, 6), torch.Generator().manual_seed(0))()
+    with torch.no_grad():
+        assert torch.allclose(history["objective"][0], model(first).diagonal())
+    best = (model.fc.weight.clamp(min=0).sum(1) + model.fc.bias).detach()
+    assert torch.allclose(history["objective"][-1], best, atol=1e-4)
+
+
+def test_several_targets_in_one_image_maximise_the_sum():
+    model = linear_model()
+    images, _ = maximize(model, logit(0) + logit(2), shape=(1, 6, 6), steps=60, lr=0.1, progress=False)
+    w = model.fc.weight.detach()
+    assert torch.equal(images[0].flatten(), ((w[0] + w[2]) > 0).float())
+
+
+def test_visualize_activation_groups_and_names():
+    model = linear_model()
+    images, history = visualize_activation(model, None, [[0], [1, 2]], tv_weight=0.0, steps=60, lr=0.1,
+                                           progress=False)
+    w = model.fc.weight.detach()
+    assert images.shape == (2, 1, 6, 6)
+    assert torch.equal(images[0].flatten(), (w[0] > 0).float())
+    assert torch.equal(images[1].flatten(), ((w[1] + w[2]) > 0).float())
+    assert {"logit(0, batch=0)", "logit(1, batch=1)", "logit(2, batch=1)", "total_variation(2)",
+            "lp_norm(6)", "objective"} == set(history)
+    # a flat list is one image maximising the sum (keras-vis); a layer name gives channel objectives
+    images, history = visualize_activation(model, "fc", [0, 2], steps=5, progress=False)
+    assert images.shape == (1, 1, 6, 6) and "channel(fc, 0)" in history and "channel(fc, 2)" in history
+
+
+def test_default_shapes_of_the_lab_models():
+    torch.manual_seed(0)
+    for model, shape in [(models.MnistCNN(), (1, 1, 28, 28)), (models.ClutteredCNN(), (2, 1, 64, 64))]:
+        n = shape[0]
+        images, history = visualize_activation(model, "conv2", [[i] for i in range(n)] if n > 1 else 0, steps=4,
+                                               progress=False)
+        assert images.shape == shape
+        assert history["objective"].shape == (4, n)
+
+
+# --------------------------------------------------------------------------- properties on a small CNN
+@pytest.mark.parametrize("objective", [channel("conv2", 3), neuron("conv3", 5), channel("conv1", 0) + neuron("fc", 2)])
+def test_objective_improves_over_the_first_steps(objective):
+    model = small_cnn()
+    _, history = maximize(model, objective, shape=(2, 1, 28, 28), steps=16, lr=0.05, progress=False)
+    curve = history["objective"].mean(1)
+    assert curve[-4:].mean() > curve[:2].mean()
+    assert curve[-1] > curve[0]
+
+
+def test_deterministic_for_a_seed_and_global_rng_untouched():
+    model = small_cnn()
+    objective = channel("conv2", 1) - 0.1 * total_variation()
+    kwargs = dict(shape=(1, 28, 28), steps=8, transforms=[jitter(2), blur(0.5, 2), clamp()], progress=False)
+    state = torch.get_rng_state()
+    a = maximize(model, objective, seed=3, **kwargs)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = maximize(model, objective, seed=3, **kwargs)
+    c = maximize(model, objective, seed=4, **kwargs)
+    assert torch.equal(a.images, b.images)
+    assert all(torch.equal(a.history[k], b.history[k]) for k in a.history)
+    assert not torch.equal(a.images, c.images)
+
+
+def test_model_unchanged_and_no_hooks_after_success_and_error():
+    model = small_cnn()
+    model.train()
+    model.conv1.weight.requires_grad_(False)
+    before = snapshot(model)
+    maximize(model, channel("conv2", 0) + neuron("conv3", 1), shape=(1, 28, 28), steps=3, progress=False)
+    assert_unchanged(model, before)
+
+    def boom(acts):
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        maximize(model, channel("conv2", 0) + Objective("boom", boom, ["conv3"]), shape=(1, 28, 28), steps=3,
+                 progress=False)
+    assert_unchanged(model, before)
+
+
+def test_bad_input_errors_name_the_candidates():
+    model = small_cnn()
+    with pytest.raises(ValueError, match="candidates: .*conv2"):
+        maximize(model, channel("conv9", 0), shape=(1, 28, 28), steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        maximize(model, logit(0), shape=(28, 28), steps=1, progress=False)
+    with pytest.raises(ValueError, match="act on pixels"):
+        maximize(model, logit(0), shape=(1, 28, 28), steps=1, param="fourier", transforms=[clamp()], progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        visualize_activation(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), None, 0, progress=False)
+
+
+# --------------------------------------------------------------------------- transforms and parameterisations
+def test_transforms():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 8, 8, generator=g)
+    shifted = jitter(2)(x, 0, g)
+    assert shifted.shape == x.shape
+    # a shift: some 4x4 window of the original reappears in the shifted image
+    assert any(torch.equal(shifted[..., 2:6, 2:6], x[..., 2 + dy:6 + dy, 2 + dx:6 + dx])
+               for dy in range(-2, 3) for dx in range(-2, 3))
+    assert torch.allclose(gaussian_blur(torch.full((1, 2, 9, 9), 0.3), 1.0), torch.full((1, 2, 9, 9), 0.3))
+    assert torch.all(total_variation_of(gaussian_blur(x, 1.0)) < total_variation_of(x) / 4)
+    every = blur(1.0, every=3)
+    assert torch.equal(every(x, 0, g), x) and not torch.equal(every(x, 2, g), x)
+    assert clamp()(x * 3 - 1, 0, g).min() >= 0 and clamp()(x * 3 - 1, 0, g).max() <= 1
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_fourier_image_range_and_low_frequencies(channels):
+    g = torch.Generator().manual_seed(0)
+    image = FourierImage((2, channels, 32, 32), g, std=0.5)
+    x = image()
+    assert x.shape == (2, channels, 32, 32) and x.min() > 0 and x.max() < 1
+    # the 1/f scaling makes random Fourier images smoother than random pixels of the same spread
+    noise = 0.5 + x.std() * torch.randn(x.shape, generator=g)
+    assert total_variation_of(x).mean() < total_variation_of(noise).mean() / 2
+    assert len(image.parameters()) == 1 and image.parameters()[0].requires_grad
+
+
+class RecordInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.seen = None
+
+    def forward(self, x):
+        self.seen = x.detach().clone()
+        return self.conv(x).mean(dim=(2, 3))
+
+
+def test_imagenet_normalisation_happens_inside():
+    model = RecordInput()
+    images, _ = maximize(model, logit(1), shape=(1, 3, 8, 8), steps=1, lr=0.0, param="fourier",
+                         normalize="imagenet", progress=False)
+    mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+    assert images.min() >= 0 and images.max() <= 1
+    assert torch.allclose(model.seen, (images - mean) / std, atol=1e-6)
+
+
+def test_torchvision_model_with_fourier_image():
+    import torchvision
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    before = snapshot(model)
+    images, history = visualize_activation(model, "layer2", 5, steps=6, shape=(3, 64, 64), lr=0.05,
+                                           jitter_pixels=2, progress=False)
+    assert images.shape == (1, 3, 64, 64) and 0 < images.min() and images.max() < 1
+    assert history["channel(layer2, 5)"][-1] > history["channel(layer2, 5)"][0]
+    assert_unchanged(model, before)
+
+
+# --------------------------------------------------------------------------- quality on the trained MNIST CNN
+@pytest.fixture(scope="module")
+def mnist_cnn():
+    return models.pretrained("mnist_cnn", progress=False)
+
+
+@pytest.mark.slow
+def test_every_mnist_class_reaches_099_within_256_steps(mnist_cnn):
+    objective = sum(logit(c, batch=c) for c in range(10)) - 0.1 * total_variation()
+    images, history = maximize(mnist_cnn, objective, shape=(10, 1, 28, 28), steps=256, progress=False)
+    with torch.no_grad():
+        probs = mnist_cnn(images).softmax(1).diagonal()
+    assert probs.min() >= 0.99, probs
+    assert images.min() >= 0 and images.max() <= 1
+
+
+@pytest.mark.slow
+def test_total_variation_decreases_as_tv_weight_grows(mnist_cnn):
+    tvs = []
+    for tv_weight in (0.0, 1.0, 10.0):
+        images, _ = visualize_activation(mnist_cnn, "fc", [[c] for c in range(10)], tv_weight=tv_weight,
+                                         steps=128, progress=False)
+        tvs.append(total_variation_of(images).mean().item())
+    assert tvs[0] > tvs[1] > tvs[2], tvs

@@ -1,0 +1,109 @@
+"""Objectives: exact values on hand-made activations, and the algebra (+, -, scalar *, sum())."""
+import pytest
+import torch
+
+from nnlab.objectives import (Objective, channel, logit, lp_norm, lp_norm_of, neuron, total_variation,
+                              total_variation_of)
+
+
+@pytest.fixture
+def acts():
+    g = torch.Generator().manual_seed(0)
+    return {
+        "input": torch.rand(3, 1, 4, 4, generator=g),
+        "logits": torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]),
+        "conv": torch.arange(3 * 2 * 3 * 3, dtype=torch.float32).reshape(3, 2, 3, 3),
+        "fc": torch.tensor([[1.0, -1.0], [2.0, -2.0], [3.0, -3.0]]),
+    }
+
+
+def test_logit_is_the_score_before_softmax(acts):
+    assert torch.equal(logit(2)(acts), torch.tensor([3.0, 6.0, 9.0]))
+    assert logit(2).name == "logit(2)"
+    assert logit(2).layers == ("logits",)
+
+
+def test_channel_and_neuron_exact(acts):
+    conv = acts["conv"]
+    assert torch.allclose(channel("conv", 1)(acts), conv[:, 1].mean(dim=(1, 2)))
+    assert torch.equal(neuron("conv", 1)(acts), conv[:, 1, 1, 1])          # centre by default
+    assert torch.equal(neuron("conv", 0, 0, 2)(acts), conv[:, 0, 0, 2])
+    # fully connected layer: channel and neuron are the unit's value
+    assert torch.equal(channel("fc", 1)(acts), torch.tensor([-1.0, -2.0, -3.0]))
+    assert torch.equal(neuron("fc", 0)(acts), torch.tensor([1.0, 2.0, 3.0]))
+    assert channel("conv", 1).layers == ("conv",)
+
+
+def test_batch_addresses_images(acts):
+    assert torch.equal(logit(0, batch=1)(acts), torch.tensor([0.0, 4.0, 0.0]))
+    assert torch.equal(logit(0, batch=[0, 2])(acts), torch.tensor([1.0, 0.0, 7.0]))
+    assert logit(0, batch=1).name == "logit(0, batch=1)"
+    per_image = sum(logit(c, batch=c) for c in range(3))
+    assert torch.equal(per_image(acts), torch.tensor([1.0, 5.0, 9.0]))   # the diagonal
+
+
+def test_algebra_values_and_names(acts):
+    obj = logit(1) + logit(2)
+    assert torch.equal(obj(acts), torch.tensor([5.0, 11.0, 17.0]))
+    assert obj.name == "logit(1) + logit(2)"
+    obj = 2 * logit(1) - 0.5 * logit(0)
+    assert torch.allclose(obj(acts), 2 * acts["logits"][:, 1] - 0.5 * acts["logits"][:, 0])
+    assert obj.name == "2 * logit(1) - 0.5 * logit(0)"
+    assert (-logit(1)).name == "-logit(1)"
+    assert torch.equal((logit(1) / 2)(acts), acts["logits"][:, 1] / 2)
+    assert torch.equal(sum([logit(0), logit(1), logit(2)])(acts), acts["logits"].sum(1))
+    # the same term twice: weights add up
+    assert list((logit(1) + logit(1)).terms) == ["logit(1)"]
+    assert torch.equal((logit(1) + logit(1))(acts), 2 * acts["logits"][:, 1])
+    # layers are the union, in order
+    assert (channel("conv", 0) + logit(1) - total_variation()).layers == ("conv", "logits", "input")
+    # composing never changes the operands
+    a = logit(1)
+    _ = 3 * a + a
+    assert a.terms["logit(1)"][1] == 1.0
+
+
+def test_regularised_objective_and_term_values(acts):
+    obj = logit(2) - 10 * total_variation() - 0.5 * lp_norm(6)
+    assert obj.name == "logit(2) - 10 * total_variation(2) - 0.5 * lp_norm(6)"
+    values = obj.term_values(acts)
+    assert set(values) == {"logit(2)", "total_variation(2)", "lp_norm(6)"}
+    expected = acts["logits"][:, 2] - 10 * total_variation_of(acts["input"]) - 0.5 * lp_norm_of(acts["input"], 6)
+    assert torch.allclose(obj(acts), expected)
+    # a zero weight keeps the term (so that tv_weight=0 still records the total variation)
+    assert "total_variation(2)" in (logit(2) - 0 * total_variation()).terms
+
+
+def test_total_variation_exact():
+    x = torch.tensor([[[[0.0, 1.0, 0.0],
+                        [0.0, 1.0, 0.0],
+                        [2.0, 2.0, 2.0]]]])
+    # differences at the 2x2 top-left positions: (dy, dx) = (0, 1), (0, -1), (2, 1), (1, -1)
+    squared = torch.tensor([1.0, 1.0, 5.0, 2.0])
+    assert torch.allclose(total_variation_of(x), squared.mean().reshape(1))
+    assert torch.allclose(total_variation_of(x, beta=1.0), squared.sqrt().mean().reshape(1), atol=1e-6)
+    assert torch.equal(total_variation_of(torch.full((2, 3, 5, 5), 0.7)), torch.zeros(2))
+    # a noisy image has a larger total variation than a smooth one
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(1, 1, 16, 16, generator=g)
+    ramp = torch.linspace(0, 1, 16).repeat(16, 1)[None, None]
+    assert total_variation_of(noise) > 10 * total_variation_of(ramp)
+
+
+def test_lp_norm_exact():
+    x = torch.tensor([[[[1.0, -1.0], [0.0, 0.0]]]])
+    assert torch.allclose(lp_norm_of(x, 2), torch.tensor([0.5 ** 0.5]))
+    assert torch.allclose(lp_norm_of(x, 6), torch.tensor([0.5 ** (1 / 6)]))
+
+
+def test_custom_objective_and_errors(acts):
+    brightness = Objective("brightness", lambda a: a["input"].mean(dim=(1, 2, 3)), layers=["input"])
+    assert torch.allclose((logit(0) + brightness)(acts), acts["logits"][:, 0] + acts["input"].mean(dim=(1, 2, 3)))
+    with pytest.raises(ValueError, match=r"shape \(N,\)"):
+        Objective("bad", lambda a: a["conv"], layers=["conv"])(acts)
+    with pytest.raises(ValueError, match="no activation 'conv9'"):
+        channel("conv9", 0)(acts)
+    with pytest.raises(TypeError):
+        logit(0) + 1.5
+    with pytest.raises(TypeError):
+        logit(0) * logit(1)
