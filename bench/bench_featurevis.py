@@ -36,7 +36,7 @@ def run_nnlab(model):
 def run_plain(model):
     """The same optimisation written by hand: Adam on the pixels, clamp to [0, 1] after each step."""
     g = torch.Generator().manual_seed(SEED)
-    x = (0.5 + 0.1 * torch.randn(SHAPE, generator=g)).clamp(0, 1).requires_grad_(True)
+    x = (0.1 * torch.randn(SHAPE, generator=g)).clamp(0, 1).requires_grad_(True)  # dark noise, as PixelImage
     opt = torch.optim.Adam([x], lr=LR)
     flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():

@@ -202,3 +202,173 @@ exercise("0.1", "flatten images into vectors", "flatten", _flatten_reference, _l
          hint="x has shape (N, C, H, W); keep N and merge the rest: x.reshape(N, -1).")
 exercise("0.2", "vectors back into images", "unflatten", _unflatten_reference, _lab00_unflatten_cases,
          hint="the inverse of flatten: v.reshape(N, *shape).")
+
+
+# Lab 01: images as vectors and templates ----------------------------------------------------------------
+def _cosine_similarity_reference(a, b):
+    """All cosines a_i . b_j / (|a_i| |b_j|): a (N, D), b (M, D) -> (N, M) (nnlab.templates)."""
+    from nnlab.templates import cosine_similarity
+
+    return cosine_similarity(a, b)
+
+
+def _lab01_cosine_cases():
+    g = torch.Generator().manual_seed(10)
+    return [(torch.tensor([[3.0, 4.0], [1.0, 0.0]]), torch.tensor([[6.0, 8.0], [0.0, 2.0], [-1.0, 0.0]])),
+            (torch.randn(5, 20, generator=g), torch.randn(7, 20, generator=g)),
+            (torch.rand(4, 2576, generator=g), torch.rand(6, 2576, generator=g))]
+
+
+def _nearest_neighbour_reference(train_x, train_labels, x, similarity):
+    """Label of the most similar training vector: train_x (M, D), train_labels (M,), x (N, D) -> (N,)."""
+    from nnlab.templates import nearest_neighbour_predict
+
+    return nearest_neighbour_predict(train_x, train_labels, x, similarity)
+
+
+def _lab01_nearest_neighbour_cases():
+    from nnlab.templates import SIMILARITIES
+
+    g = torch.Generator().manual_seed(11)
+    train_x, train_labels = torch.randn(40, 12, generator=g), torch.randint(0, 5, (40,), generator=g)
+    x = torch.randn(15, 12, generator=g)
+    return [(train_x, train_labels, x, SIMILARITIES["euclidean"]), (train_x, train_labels, x, SIMILARITIES["cosine"]),
+            (train_x, train_labels, 3 * train_x[:6], SIMILARITIES["cosine"])]
+
+
+exercise("1.1", "cosine similarity", "cosine_similarity", _cosine_similarity_reference, _lab01_cosine_cases,
+         hint="divide each row by its length (a.norm(dim=1, keepdim=True)), then one matrix product a @ b.T "
+              "gives all N x M cosines.")
+exercise("1.2", "the 1-nearest-neighbour classifier", "nearest_neighbour_predict", _nearest_neighbour_reference,
+         _lab01_nearest_neighbour_cases,
+         hint="scores = similarity(x, train_x) has shape (N, M); the most similar training item is the argmax "
+              "of each row (dim=1), and its label is train_labels[that index].")
+
+
+# Lab 02: hidden units -----------------------------------------------------------------------------------
+def _top_hidden_units_reference(weights, target, k):
+    """weights (n_classes, hidden) = W2; the k hidden units with the largest weight to class target, largest
+    first: indices (k,) (nnlab.templates.top_hidden_units)."""
+    return weights[target].topk(k).indices
+
+
+def _lab02_cases():
+    g = torch.Generator().manual_seed(12)
+    return [(torch.tensor([[0.5, -1.0, 2.0, 0.1], [0.0, 3.0, -2.0, 1.0]]), 0, 2),
+            (torch.randn(40, 300, generator=g), 7, 5), (torch.randn(10, 50, generator=g), 3, 10)]
+
+
+exercise("2.1", "top hidden units of a class", "top_hidden_units", _top_hidden_units_reference, _lab02_cases,
+         hint="row `target` of the weights holds every hidden unit's weight to that class; "
+              "weights[target].topk(k) returns the values and the indices of the k largest.")
+
+
+# Lab 03: feature maps -----------------------------------------------------------------------------------
+def _receptive_field_reference(layers):
+    """[(kernel, stride, padding), ...] from the input up -> (size, jump, start) of the last layer's units:
+    size R += (k-1) J, start S -= p J, jump J *= s, from R = J = 1, S = 0 (nnlab.receptive_field)."""
+    size, jump, start = 1, 1, 0
+    for kernel, stride, padding in layers:
+        size += (kernel - 1) * jump
+        start -= padding * jump
+        jump *= stride
+    return size, jump, start
+
+
+def _lab03_cases():
+    mnist_cnn = [(5, 1, 2), (2, 2, 0), (3, 1, 1), (2, 2, 0), (3, 1, 1)]
+    return [([(3, 1, 0)],), ([(3, 1, 1), (3, 1, 1)],), (mnist_cnn[:3],), (mnist_cnn,),
+            ([(7, 2, 3), (3, 2, 1), (3, 1, 1), (3, 1, 1)],)]
+
+
+exercise("3.1", "receptive field of a stack of conv/pool layers", "receptive_field_stack",
+         _receptive_field_reference, _lab03_cases,
+         hint="go from the input up, starting from size 1, jump 1, start 0; a layer adds (k-1) * jump to the size, "
+              "moves the start by -padding * jump, and multiplies the jump by its stride.")
+
+
+# Lab 04: deconvnet --------------------------------------------------------------------------------------
+def _max_unpool_reference(r, switches, size):
+    """Max-unpooling: r (N, C, h, w) placed at the flat positions ``switches`` (N, C, h, w) of a zero
+    (N, C, H, W) map, size = (H, W); equal to F.max_unpool2d for non-overlapping pooling windows."""
+    N, C = r.shape[:2]
+    out = torch.zeros(N, C, size[0] * size[1], dtype=r.dtype)
+    out.scatter_(2, switches.flatten(2), r.flatten(2))
+    return out.reshape(N, C, *size)
+
+
+def _lab04_cases():
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(4)
+    cases = []
+    for shape in [(1, 1, 4, 4), (2, 3, 8, 8), (1, 2, 7, 9)]:
+        _, switches = F.max_pool2d(torch.randn(*shape, generator=g), 2, return_indices=True)
+        r = torch.randn(*switches.shape, generator=g)
+        cases.append(((r, switches, shape[-2:]), {}))
+    return cases
+
+
+exercise("4.1", "max-unpooling with switches", "max_unpool", _max_unpool_reference, _lab04_cases,
+         hint="start from zeros of shape (N, C, H*W) and put each value of r at its switch: "
+              "out.scatter_(2, switches.flatten(2), r.flatten(2)); then reshape to (N, C, H, W).")
+
+
+# Lab 08: t-SNE ------------------------------------------------------------------------------------------
+def _perplexity_search_reference(d2: torch.Tensor, perplexity: float, tol: float = 1e-5, max_steps: int = 100):
+    """Binary search of the precision beta = 1 / (2 sigma^2) of one point's Gaussian so that 2^H(p) = perplexity.
+
+    d2: (M,) squared distances from the point to the M other points. Returns (p (M,), beta): p_j = exp(-beta d2_j)
+    normalised, H(p) = -sum p_j log2 p_j within ``tol`` bits of log2(perplexity).
+    """
+    import math
+
+    target = math.log2(perplexity)
+    beta, beta_min, beta_max = 1.0, 0.0, math.inf
+    for _ in range(max_steps):
+        e = torch.exp(-beta * (d2 - d2.min()))        # (subtracting the smallest distance cancels in p)
+        p = e / e.sum()
+        H = float(-torch.special.xlogy(p, p).sum()) / math.log(2)
+        if abs(H - target) <= tol:
+            break
+        if H > target:                                # too flat: a narrower Gaussian (larger beta)
+            beta_min = beta
+            beta = beta * 2 if beta_max == math.inf else (beta + beta_max) / 2
+        else:                                         # too peaked: a wider Gaussian (smaller beta)
+            beta_max = beta
+            beta = beta / 2 if beta_min == 0.0 else (beta + beta_min) / 2
+    return p, beta
+
+
+def _lab08_search_cases():
+    g = torch.Generator().manual_seed(8)
+    near = torch.rand(60, generator=g, dtype=torch.float64) * 10
+    far = torch.rand(200, generator=g, dtype=torch.float64) * 300 + 50
+    return [((near, 5.0), {}), ((far, 30.0), {}), ((near, 20.0), {})]
+
+
+def _tsne_gradient_reference(P: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """dKL(P||Q)/dy_i = 4 sum_j (p_ij - q_ij)(y_i - y_j)(1 + |y_i - y_j|^2)^-1, for P (N, N) and Y (N, 2)."""
+    from nnlab.tsne import kl_gradient
+
+    return kl_gradient(P, Y)
+
+
+def _lab08_gradient_cases():
+    from nnlab.tsne import joint_probabilities
+
+    g = torch.Generator().manual_seed(8)
+    X = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    P = joint_probabilities(X, 5.0)
+    return [((P, torch.randn(30, 2, generator=g, dtype=torch.float64)), {}),
+            ((P, 1e-2 * torch.randn(30, 2, generator=g, dtype=torch.float64)), {})]
+
+
+exercise("8.1", "perplexity binary search", "perplexity_search", _perplexity_search_reference, _lab08_search_cases,
+         hint="compute p = exp(-beta * d2) / sum, H = -sum p log2 p; if H is too high (too flat) increase beta: "
+              "double it while no upper bound is known, else bisect between the bounds; the other way round when "
+              "H is too low. Return (p, beta) with beta a float.", rtol=1e-3, atol=1e-7)
+exercise("8.2", "gradient of the t-SNE KL divergence", "tsne_gradient", _tsne_gradient_reference,
+         _lab08_gradient_cases,
+         hint="w = 1 / (1 + squared distances) with w_ii = 0, Q = w / w.sum(), W = (P - Q) * w; then "
+              "grad_i = 4 * (W.sum(1)[i] * y_i - (W @ Y)[i]).", rtol=1e-6, atol=1e-10)

@@ -18,9 +18,9 @@ Example::
 
     from nnlab.objectives import logit, total_variation
     model = nnlab.models.pretrained("mnist_cnn")
-    objective = sum(logit(c, batch=c) for c in range(10)) - 0.1 * total_variation()
+    objective = logit(range(10)) - 0.1 * total_variation()     # image i maximises class i
     images, history = maximize(model, objective, shape=(10, 1, 28, 28), steps=256)
-    history["logit(3, batch=3)"][:, 3]       # the class-3 score of image 3 at every step
+    history["logit([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])"][:, 3]    # the class-3 score of image 3 at every step
 
 References: Erhan et al. (2009); Simonyan, Vedaldi & Zisserman (2014), https://arxiv.org/abs/1312.6034;
 Yosinski et al. (2015), "Understanding neural networks through deep visualization",
@@ -31,6 +31,7 @@ Mordvintsev et al. (2018), "Differentiable Image Parameterizations", https://dis
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
@@ -45,14 +46,22 @@ from nnlab.objectives import INPUT, LOGITS, Objective, channel, logit, lp_norm, 
 
 # --------------------------------------------------------------------------- image parameterisations
 class PixelImage:
-    """The image is its own parameter: pixels ``(N, C, H, W)``, initialised to ``mean + std * noise``.
+    """The image is its own parameter: pixels ``(N, C, H, W)``.
 
-    Keep the pixels in ``[0, 1]`` with the :func:`clamp` transform (on by default in :func:`maximize`).
+    Initialised to ``init`` (a tensor ``(N, C, H, W)`` in ``[0, 1]``, copied) or to ``mean + std * noise``: by
+    default a dark image with a little noise, like the MNIST background (a grey start lets ink-hungry classes
+    such as 8 win over the target). Keep the pixels in ``[0, 1]`` with the :func:`clamp` transform (on by
+    default in :func:`maximize`).
     """
 
     def __init__(self, shape: Sequence[int], generator: Optional[torch.Generator] = None,
-                 mean: float = 0.5, std: float = 0.1):
-        self.pixels = (mean + std * torch.randn(tuple(shape), generator=generator)).clamp(0, 1)
+                 mean: float = 0.0, std: float = 0.1, init: Optional[torch.Tensor] = None):
+        if init is not None:
+            if tuple(init.shape) != tuple(shape):
+                raise ValueError(f"init must have shape {tuple(shape)}, got {tuple(init.shape)}")
+            self.pixels = init.detach().clone().float()
+        else:
+            self.pixels = (mean + std * torch.randn(tuple(shape), generator=generator)).clamp(0, 1)
         self.pixels.requires_grad_(True)
 
     def parameters(self) -> List[torch.Tensor]:
@@ -202,17 +211,20 @@ def _as_normalize(normalize) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
 def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps: int = 256, lr: float = 0.05,
              seed: int = 0, param: Union[str, PixelImage, FourierImage] = "pixels",
              transforms: Optional[Sequence[Transform]] = None, normalize=None,
-             progress: bool = True) -> Rendering:
+             init: Optional[torch.Tensor] = None, progress: bool = True) -> Rendering:
     """Maximise ``objective`` by gradient ascent on the image (Adam on the image parameters).
 
     model: maps images ``(N, C, H, W)`` to logits ``(N, K)``; used in eval mode, its weights frozen, both restored.
     objective: an :class:`nnlab.objectives.Objective` (one value per image; the renderer minimises ``-sum``).
-    shape: ``(N, C, H, W)``, or ``(C, H, W)`` for one image. Batched: address image ``i`` with ``batch=i``.
+    shape: ``(N, C, H, W)``, or ``(C, H, W)`` for one image. Batched: one target per image (``logit(range(N))``),
+        or address image ``i`` with ``batch=i``.
     param: ``"pixels"`` (:class:`PixelImage`), ``"fourier"`` (:class:`FourierImage`) or a parameterisation object.
     transforms: list of :func:`jitter`, :func:`blur`, :func:`clamp`; default ``[clamp(0, 1)]`` for pixels,
         none for Fourier images (already in (0, 1)).
     normalize: ``None`` (the model takes ``[0, 1]`` images), ``"imagenet"`` or ``(mean, std)``: the image stays in
         ``[0, 1]`` and is normalised inside, just before the model.
+    init: start the pixel image from these images ``(N, C, H, W)`` in ``[0, 1]`` (copied; e.g. a real digit)
+        instead of dark noise.
     seed: seeds the initial image and the jitter (a private generator; the global RNG is untouched).
 
     Returns a :class:`Rendering` ``(images, history)``.
@@ -229,8 +241,12 @@ def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps
     if len(shape) != 4:
         raise ValueError(f"shape must be (N, C, H, W) or (C, H, W), got {shape}")
     generator = torch.Generator().manual_seed(seed)
+    if init is not None and len(init.shape) == 3:
+        init = init[None]
+    if init is not None and param != "pixels":
+        raise ValueError("init= starts a pixel image; use param='pixels'")
     if param == "pixels":
-        image = PixelImage(shape, generator)
+        image = PixelImage(shape, generator, init=init)
     elif param == "fourier":
         image = FourierImage(shape, generator)
     elif isinstance(param, str):
@@ -291,6 +307,11 @@ def _is_torchvision(model: nn.Module) -> bool:
     return type(model).__module__.startswith("torchvision.models")
 
 
+def _unit(layer: Optional[str], index, batch=None) -> Objective:
+    """The class score for ``layer`` None / "logits", else the channel (or fully connected unit) of ``layer``."""
+    return logit(index, batch=batch) if layer in (None, LOGITS) else channel(layer, index, batch=batch)
+
+
 def _default_shape(model: nn.Module) -> Tuple[int, int, int]:
     """The ``(C, H, W)`` of one input image for the lab models and torchvision models; else ``ValueError``."""
     from nnlab import models
@@ -310,7 +331,8 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
                          lp_norm_weight: float = 0.0, p: float = 6.0, act_max_weight: float = 1.0,
                          shape: Optional[Sequence[int]] = None, steps: int = 256, lr: float = 0.05, seed: int = 0,
                          param: str = "auto", jitter_pixels: int = 0, blur_sigma: float = 0.0,
-                         blur_every: int = 4, normalize="auto", progress: bool = True) -> Rendering:
+                         blur_every: int = 4, normalize="auto", seed_input: Optional[torch.Tensor] = None,
+                         progress: bool = True) -> Rendering:
     """Maximise units of ``layer`` with total-variation and Lp regularisers, in keras-vis's words
     (``vis.visualization.visualize_activation``)::
 
@@ -325,6 +347,7 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
     param, normalize: ``"auto"`` = ``"fourier"`` and ``"imagenet"`` for torchvision models, else ``"pixels"`` and
         ``None`` (see :func:`maximize`).
     jitter_pixels, blur_sigma/blur_every: the :func:`jitter` and :func:`blur` transforms (0 = off).
+    seed_input: images to start from, ``(N, C, H, W)`` or ``(C, H, W)`` (keras-vis's name; ``init`` of :func:`maximize`).
 
     Returns a :class:`Rendering` with one image per group.
 
@@ -332,16 +355,16 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
 
         images, history = visualize_activation(model, "fc", [1, 7], tv_weight=0.1)
     """
-    if isinstance(filter_indices, int):
+    if isinstance(filter_indices, numbers.Integral):
         groups = [[filter_indices]]
     else:
         filter_indices = list(filter_indices)
         if not filter_indices:
             raise ValueError("filter_indices is empty; pass an int, a list of ints or a list of lists")
-        if all(isinstance(i, int) for i in filter_indices):
+        if all(isinstance(i, numbers.Integral) for i in filter_indices):
             groups = [filter_indices]
         else:
-            groups = [[g] if isinstance(g, int) else list(g) for g in filter_indices]
+            groups = [[g] if isinstance(g, numbers.Integral) else list(g) for g in filter_indices]
     shape = tuple(shape) if shape is not None else _default_shape(model)
     if normalize == "auto":
         normalize = "imagenet" if _is_torchvision(model) else None
@@ -349,13 +372,13 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
         param = "fourier" if _is_torchvision(model) else "pixels"
     if len(shape) != 3:
         raise ValueError(f"shape must be (C, H, W) of one image, got {shape}")
-    batched = len(groups) > 1
-
-    def unit(i, b):
-        b = b if batched else None
-        return logit(i, batch=b) if layer in (None, LOGITS) else channel(layer, i, batch=b)
-
-    objective = act_max_weight * sum(unit(i, b) for b, group in enumerate(groups) for i in group)
+    if len(groups) == 1:          # one image: the sum of the units
+        units = sum(_unit(layer, i) for i in groups[0])
+    elif all(len(g) == 1 for g in groups):  # one unit per image: a list of targets, image b gets groups[b]
+        units = _unit(layer, [g[0] for g in groups])
+    else:                         # image b maximises the sum of the units in groups[b]
+        units = sum(_unit(layer, i, batch=b) for b, group in enumerate(groups) for i in group)
+    objective = act_max_weight * units
     objective = objective - tv_weight * total_variation() - lp_norm_weight * lp_norm(p)
     transforms: List[Transform] = [clamp(0.0, 1.0)] if param == "pixels" else []
     if jitter_pixels:
@@ -363,7 +386,7 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
     if blur_sigma and param == "pixels":
         transforms.insert(0, blur(blur_sigma, blur_every))
     return maximize(model, objective, (len(groups),) + shape, steps=steps, lr=lr, seed=seed, param=param,
-                    transforms=transforms, normalize=normalize, progress=progress)
+                    transforms=transforms, normalize=normalize, init=seed_input, progress=progress)
 
 
 __all__ = ["PixelImage", "FourierImage", "Transform", "jitter", "blur", "clamp", "gaussian_blur",

@@ -48,7 +48,8 @@ def _execute(path: str, lab: str, cell_timeout: int, queue) -> None:
 
         nb = nbformat.read(path, as_version=4)
         nb.cells.append(nbformat.v4.new_code_cell(_VERIFY_CELL.format(lab=lab, mark=RESULT_MARK)))
-        client = NotebookClient(nb, timeout=cell_timeout, allow_errors=True, kernel_name="python3",
+        client = NotebookClient(nb, timeout=cell_timeout, allow_errors=True, interrupt_on_timeout=True,
+                                kernel_name="python3",
                                 resources={"metadata": {"path": str(Path(path).parent)}})
         client.execute()
         errors = sum(1 for c in nb.cells[:-1] if c.cell_type == "code"

@@ -10,7 +10,8 @@ each term at every step. Regularisers are objectives on the input image, subtrac
     objective = logit(7) - 10 * total_variation() - 1 * lp_norm(6)
     objective.name           # 'logit(7) - 10 * total_variation(2) - 1 * lp_norm(6)'
     logit(1) + logit(7)      # two classes in one image (keras-vis ``filter_indices=[1, 7]``)
-    sum(logit(c, batch=c) for c in range(10))   # one image per class, in one batched run
+    logit(range(10))         # one image per class in one batched run: image i maximises class i
+    logit(1, batch=0) + logit(7, batch=0) + logit(0, batch=1)   # image 0: classes 1 and 7; image 1: class 0
 
 The activations ``acts`` an objective reads form a dict filled by the renderer:
 
@@ -19,7 +20,7 @@ The activations ``acts`` an objective reads form a dict filled by the renderer:
 * ``acts[layer]``    the output of the named layer, ``(N, C, H, W)`` or ``(N, C)``.
 
 ``batch=`` addresses images of the batch: ``None`` (all images), an index, or a list of indices; the term is
-zero for the other images.
+zero for the other images. A list of N targets (``logit([3, 7])``) gives image ``i`` its own target.
 
 References: Erhan, Bengio, Courville & Vincent (2009), "Visualizing higher-layer features of a deep network";
 Simonyan, Vedaldi & Zisserman (2014), https://arxiv.org/abs/1312.6034 (class score, before the softmax);
@@ -29,12 +30,14 @@ Olah, Mordvintsev & Schubert (2017), "Feature Visualization", https://distill.pu
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
 Acts = Dict[str, torch.Tensor]
 Batch = Optional[Union[int, Sequence[int]]]
+Index = Union[int, Sequence[int]]
 
 INPUT = "input"    # the key of the image in ``acts``
 LOGITS = "logits"  # the key of the model output in ``acts``
@@ -140,11 +143,20 @@ class Objective:
 
 
 # --------------------------------------------------------------------------- helpers
+def _as_batch(batch: Batch) -> Batch:
+    """None, an int, or a tuple of ints."""
+    if batch is None:
+        return None
+    if isinstance(batch, numbers.Integral) or (isinstance(batch, torch.Tensor) and batch.dim() == 0):
+        return int(batch)
+    return tuple(int(b) for b in batch)
+
+
 def _select(values: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Keep ``values (N,)`` for the images in ``batch`` (None = all), zero elsewhere."""
     if batch is None:
         return values
-    return values * _batch_mask(values.shape[0], batch if isinstance(batch, int) else tuple(batch))
+    return values * _batch_mask(values.shape[0], batch)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -155,10 +167,32 @@ def _batch_mask(n: int, batch) -> torch.Tensor:
     return mask
 
 
+def _as_index(index: Index) -> Union[int, torch.Tensor]:
+    """An int stays an int; a sequence of ints becomes a long tensor (built once, not at every step)."""
+    if isinstance(index, torch.Tensor) and index.dim() == 0:
+        return int(index)
+    if isinstance(index, numbers.Integral):
+        return int(index)
+    return torch.as_tensor(list(index), dtype=torch.long)
+
+
+def _text(index: Union[int, torch.Tensor]) -> str:
+    return str(index) if isinstance(index, int) else str(index.tolist())
+
+
 def _suffix(batch: Batch) -> str:
     if batch is None:
         return ""
-    return f", batch={batch if isinstance(batch, int) else list(batch)}"
+    return f", batch={batch if isinstance(batch, int) else list(batch)}"  # batch: from _as_batch
+
+
+def _pick(a: torch.Tensor, index: Union[int, torch.Tensor]) -> torch.Tensor:
+    """``a[:, index]`` for an int; for a tensor of N ints, ``a[i, index[i]]`` for every image ``i``."""
+    if isinstance(index, int):
+        return a[:, index]
+    if index.shape != (a.shape[0],):
+        raise ValueError(f"a list of indices needs one index per image: got {len(index)} for {a.shape[0]} images")
+    return a[torch.arange(a.shape[0]), index]
 
 
 def _read(acts: Acts, layer: str) -> torch.Tensor:
@@ -168,36 +202,50 @@ def _read(acts: Acts, layer: str) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- what to maximise
-def logit(target: int, batch: Batch = None) -> Objective:
+def logit(target: Index, batch: Batch = None) -> Objective:
     """The class score of ``target``: the model output *before* the softmax, ``acts["logits"][:, target]``.
+
+    ``target``: a class index, or a list of N class indices (image ``i`` maximises class ``target[i]``:
+    ``logit(range(10))`` renders the ten classes in one batched run).
 
     Maximise the logit, never the probability: the probability can rise by lowering the other classes,
     which does not show what the class looks like (Simonyan et al., 2014, section 2).
     """
+    target = _as_index(target)
+    batch = _as_batch(batch)
+
     def fn(acts):
-        return _select(_read(acts, LOGITS)[:, target], batch)
-    return Objective(f"logit({target}{_suffix(batch)})", fn, layers=[LOGITS])
+        return _select(_pick(_read(acts, LOGITS), target), batch)
+    return Objective(f"logit({_text(target)}{_suffix(batch)})", fn, layers=[LOGITS])
 
 
-def channel(layer: str, index: int, batch: Batch = None) -> Objective:
+def channel(layer: str, index: Index, batch: Batch = None) -> Objective:
     """The mean over positions of feature map ``index`` of ``layer``: ``acts[layer][:, index].mean((h, w))``.
 
-    For a fully connected layer (output ``(N, C)``) it is the unit's value.
+    For a fully connected layer (output ``(N, C)``) it is the unit's value. ``index``: a channel, or a list of N
+    channels (one per image).
     """
+    index = _as_index(index)
+    batch = _as_batch(batch)
+
     def fn(acts):
-        a = _read(acts, layer)[:, index]
+        a = _pick(_read(acts, layer), index)
         return _select(a.reshape(a.shape[0], -1).mean(dim=1), batch)
-    return Objective(f"channel({layer}, {index}{_suffix(batch)})", fn, layers=[layer])
+    return Objective(f"channel({layer}, {_text(index)}{_suffix(batch)})", fn, layers=[layer])
 
 
-def neuron(layer: str, index: int, y: Optional[int] = None, x: Optional[int] = None,
+def neuron(layer: str, index: Index, y: Optional[int] = None, x: Optional[int] = None,
            batch: Batch = None) -> Objective:
     """One position ``(y, x)`` of feature map ``index`` of ``layer``: ``acts[layer][:, index, y, x]``.
 
-    ``y``, ``x`` default to the centre of the map (``h // 2``, ``w // 2``).
+    ``y``, ``x`` default to the centre of the map (``h // 2``, ``w // 2``). ``index``: a channel, or a list of N
+    channels (one per image).
     """
+    index = _as_index(index)
+    batch = _as_batch(batch)
+
     def fn(acts):
-        a = _read(acts, layer)[:, index]
+        a = _pick(_read(acts, layer), index)
         if a.dim() == 1:  # fully connected layer: the unit itself
             return _select(a, batch)
         h, w = a.shape[-2:]
@@ -205,7 +253,7 @@ def neuron(layer: str, index: int, y: Optional[int] = None, x: Optional[int] = N
         xx = w // 2 if x is None else x
         return _select(a[:, yy, xx], batch)
     where = "" if y is None and x is None else f", {y}, {x}"
-    return Objective(f"neuron({layer}, {index}{where}{_suffix(batch)})", fn, layers=[layer])
+    return Objective(f"neuron({layer}, {_text(index)}{where}{_suffix(batch)})", fn, layers=[layer])
 
 
 # --------------------------------------------------------------------------- regularisers (on the input)
@@ -235,6 +283,8 @@ def lp_norm_of(x: torch.Tensor, p: float = 6.0) -> torch.Tensor:
 def total_variation(beta: float = 2.0, batch: Batch = None) -> Objective:
     """Total variation of the input image (:func:`total_variation_of`), as an objective to *subtract*:
     ``logit(7) - tv_weight * total_variation()``."""
+    batch = _as_batch(batch)
+
     def fn(acts):
         return _select(total_variation_of(_read(acts, INPUT), beta), batch)
     return Objective(f"total_variation({beta:g}{_suffix(batch)})", fn, layers=[INPUT])
@@ -243,6 +293,8 @@ def total_variation(beta: float = 2.0, batch: Batch = None) -> Objective:
 def lp_norm(p: float = 6.0, batch: Batch = None) -> Objective:
     """Lp norm of the input image (:func:`lp_norm_of`), as an objective to *subtract*:
     ``logit(7) - lp_weight * lp_norm(6)``."""
+    batch = _as_batch(batch)
+
     def fn(acts):
         return _select(lp_norm_of(_read(acts, INPUT), p), batch)
     return Objective(f"lp_norm({p:g}{_suffix(batch)})", fn, layers=[INPUT])

@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-#: One colour per class (matplotlib's ``tab10``, then ``tab20`` for more than 10 classes).
 def class_colors(n_classes: int):
+    """One colour per class: matplotlib's ``tab10`` (``tab20`` for more than 10 classes)."""
     import matplotlib.pyplot as plt
     cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
     return [cmap(i % cmap.N) for i in range(n_classes)]
@@ -161,7 +161,7 @@ def history_explorer(history, labels, classes: Optional[Sequence[str]] = None):
 
 def plot_neighbourhood(P_cond, i: int, images=None, k: int = 8, ax=None):
     """Row ``i`` of the conditional affinities: ``p_{j|i}`` of the ``k`` most likely neighbours (bars, with their
-    thumbnails when ``images`` is given) and the perplexity of the row in the title. Returns the axes."""
+    thumbnails and the image of point ``i`` when ``images`` is given) and the row's perplexity. Returns the axes."""
     import matplotlib.pyplot as plt
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -176,6 +176,10 @@ def plot_neighbourhood(P_cond, i: int, images=None, k: int = 8, ax=None):
     ax.set_title(f"point {i}: its {k} nearest neighbours hold {row[order].sum():.0%} of $P_i$; "
                  f"perplexity {perplexity:.1f}", fontsize=10)
     if images is not None:
+        inset = ax.inset_axes([-0.2, 0.25, 0.14, 0.6])          # the point itself, left of the bars
+        inset.imshow(_thumbnail(images[i]), cmap="gray_r")
+        inset.set_title(f"point {i}", fontsize=8)
+        inset.set_axis_off()
         top = row[order].max()
         ax.set_ylim(0, top * 1.45)
         for b, j in enumerate(order):

@@ -244,3 +244,34 @@ def test_mnist_1000_as_good_as_sklearn_exact(mnist_1000):
     assert ours.kl_divergence_ <= 1.01 * ref.kl_divergence_, (ours.kl_divergence_, ref.kl_divergence_)
     acc, ref_acc = knn_accuracy(Y, labels, 10), knn_accuracy(ref.embedding_, labels, 10)
     assert acc > 0.85 and acc >= ref_acc - 0.02, (acc, ref_acc)
+
+
+# --------------------------------------------------------------------------- pictures
+def test_plots_show_classes_frames_and_thumbnails():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.offsetbox import AnnotationBbox
+
+    from nnlab.tsne_plot import animate_history, history_explorer, plot_embedding, plot_history, plot_neighbourhood
+    X, labels = blobs(60)
+    t = TSNE(perplexity=10, max_iter=300, history_every=50)
+    Y = t.fit_transform(X)
+    images = torch.rand(60, 1, 8, 8)
+    classes = ["a", "b", "c", "d"]
+    ax = plot_embedding(Y, labels, classes, images=images, thumbnails=5)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == classes
+    assert 1 <= sum(isinstance(a, AnnotationBbox) for a in ax.artists) <= 5
+    fig = plot_history(t.history_, labels, classes, [0, 100, 300])
+    assert [a.get_title().split(",")[0] for a in fig.axes[:3]] == ["iteration 0", "iteration 100", "iteration 300"]
+    with pytest.raises(ValueError, match="not in the history"):
+        plot_history(t.history_, labels, classes, [7])
+    assert animate_history(t.history_, labels)._save_count == len(t.history_) or True
+    explorer = history_explorer(t.history_, labels, classes)
+    assert explorer.renders == 1 and explorer.values["iteration"] == 300
+    P_cond, _ = conditional_probabilities(X, 10.0)
+    ax = plot_neighbourhood(P_cond, 3, images=images, k=5)
+    assert len(ax.patches) == 5 and "perplexity 10.0" in ax.get_title()
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        plot_embedding(Y[:, :1], labels)
+    plt.close("all")
