@@ -10,6 +10,15 @@ import nnlab.templates as T
 from nnlab.data import ImageSet
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are tiny: one thread is faster, much faster on a loaded machine (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --------------------------------------------------------------------------- hand-made vectors
 A = torch.tensor([[3.0, 4.0]])
 B = torch.tensor([[3.0, 4.0], [0.0, 0.0], [6.0, 8.0], [-3.0, -4.0], [4.0, -3.0]])
