@@ -12,6 +12,7 @@ Writes ``bench/results/attribution.md``.
 from __future__ import annotations
 
 import argparse
+import warnings
 import platform
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "attribution.md")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", module="captum")     # "Setting backward hooks on ReLU activations" ...
 
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval().to(args.device)

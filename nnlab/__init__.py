@@ -27,6 +27,9 @@ _LAZY = {
     "top_activations": "topk",
     "TopActivations": "topk",
     "features_over_training": "training_dynamics",
+    "Objective": "objectives",
+    "maximize": "featurevis",
+    "visualize_activation": "featurevis",
     "TSNE": "tsne",
     "joint_probabilities": "tsne",
     "capture": "hooks",
@@ -38,6 +41,7 @@ _LAZY = {
 _SUBMODULES = {
     "data", "models", "hooks", "attribution", "cam", "deconvnet", "receptive_field", "topk",
     "training_dynamics", "objectives", "featurevis", "tsne", "templates", "evaluate", "plot", "widgets",
+    "sanity_checks", "deletion", "pointing_game", "evaluate_plot",
     "exercises", "grade", "build", "cli", "explain", "featuremaps_plot",
 }
 

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-from nnlab.hooks import frozen, relu_backward_rule
+from nnlab.hooks import LayerSpec, capture, frozen, layer_name, relu_backward_rule
 
 Target = Union[None, int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -106,6 +106,27 @@ def buffers_kept(model: nn.Module) -> Iterator[None]:
         with torch.no_grad():
             for b, value in saved:
                 b.copy_(value)
+
+
+class LayerOutput(nn.Module):
+    """``model`` seen up to ``layer``: its output is the layer's activation (N, C, h, w), so that any method
+    explains a neuron or a channel with a callable target.
+
+    Example::
+
+        unit = Saliency(LayerOutput(model, "relu2")).attribute(x, target=lambda acts: acts[:, 5, 7, 7])
+        channel = GuidedBackprop(LayerOutput(model, "relu2")).attribute(x, target=lambda acts: acts[:, 5].sum((1, 2)))
+    """
+
+    def __init__(self, model: nn.Module, layer: LayerSpec):
+        super().__init__()
+        self.model = model
+        self.layer = layer_name(model, layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with capture(self.model, [self.layer], detach=False) as acts:
+            self.model(x)      # (the layers after `layer` run too; their output is not used)
+        return acts[self.layer]
 
 
 # --------------------------------------------------------------------------- base class

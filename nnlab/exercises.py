@@ -314,6 +314,68 @@ exercise("4.1", "max-unpooling with switches", "max_unpool", _max_unpool_referen
               "out.scatter_(2, switches.flatten(2), r.flatten(2)); then reshape to (N, C, H, W).")
 
 
+# Lab 05: saliency and guided backpropagation ------------------------------------------------------------
+def _saliency_reference(model, x, target):
+    """Gradient of the pre-softmax score out[i, target[i]] with respect to x (N, C, H, W) -> (N, C, H, W)
+    (nnlab.attribution.Saliency)."""
+    x = x.clone().requires_grad_(True)
+    scores = model(x)[torch.arange(len(x)), target]
+    (grads,) = torch.autograd.grad(scores.sum(), x)
+    return grads
+
+
+def _lab05_saliency_cases():
+    import torch.nn as nn
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 3)).eval()
+    g = torch.Generator().manual_seed(5)
+    return [(model, torch.rand(2, 1, 8, 8, generator=g), torch.tensor([0, 2])),
+            (model, torch.rand(3, 1, 8, 8, generator=g), torch.tensor([1, 1, 0]))]
+
+
+def _guided_relu_backward_reference(x, grad_out):
+    """Guided backpropagation through a ReLU: grad_out * [x > 0] * [grad_out > 0] (Springenberg et al., 2015)."""
+    return grad_out * (x > 0) * (grad_out > 0)
+
+
+def _lab05_guided_cases():
+    g = torch.Generator().manual_seed(6)
+    return [(torch.tensor([-1.0, 2.0, 3.0, 0.0]), torch.tensor([5.0, -1.0, 4.0, 2.0])),
+            (torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g))]
+
+
+exercise("5.1", "the saliency map", "saliency", _saliency_reference, _lab05_saliency_cases,
+         hint="x = x.clone().requires_grad_(); scores = model(x)[torch.arange(len(x)), target] (one pre-softmax "
+              "score per image); torch.autograd.grad(scores.sum(), x)[0]. Summing is fine: image i's score depends "
+              "only on image i.")
+exercise("5.2", "the guided ReLU backward rule", "guided_relu_backward", _guided_relu_backward_reference,
+         _lab05_guided_cases,
+         hint="keep grad_out only where the forward input was positive (x > 0) AND grad_out itself is positive; "
+              "multiply by the two boolean masks.")
+
+
+# Lab 06: class activation maps --------------------------------------------------------------------------
+def _class_activation_map_reference(acts, fc_weight, classes):
+    """CAM_c = sum_k W[c, k] A_k: acts (N, K, h, w), fc_weight (n_classes, K), classes (N,) -> (N, 1, h, w)
+    (nnlab.cam.CAM)."""
+    weights = fc_weight[classes]                                       # (N, K)
+    return (weights[:, :, None, None] * acts).sum(dim=1, keepdim=True)
+
+
+def _lab06_cases():
+    g = torch.Generator().manual_seed(60)
+    return [(torch.tensor([[[[1.0, 2.0]], [[3.0, -4.0]]]]), torch.tensor([[2.0, 1.0], [0.0, -1.0]]), torch.tensor([0])),
+            (torch.rand(3, 64, 8, 8, generator=g), torch.randn(10, 64, generator=g), torch.tensor([3, 0, 9]))]
+
+
+exercise("6.1", "CAM from the feature maps and the linear weights", "class_activation_map",
+         _class_activation_map_reference, _lab06_cases,
+         hint="pick the weight row of each image's class: fc_weight[classes] is (N, K); reshape it to (N, K, 1, 1), "
+              "multiply with acts (N, K, h, w) and sum over the channel dimension with keepdim=True.")
+
+
 # Lab 08: t-SNE ------------------------------------------------------------------------------------------
 def _perplexity_search_reference(d2: torch.Tensor, perplexity: float, tol: float = 1e-5, max_steps: int = 100):
     """Binary search of the precision beta = 1 / (2 sigma^2) of one point's Gaussian so that 2^H(p) = perplexity.
@@ -372,3 +434,31 @@ exercise("8.2", "gradient of the t-SNE KL divergence", "tsne_gradient", _tsne_gr
          _lab08_gradient_cases,
          hint="w = 1 / (1 + squared distances) with w_ii = 0, Q = w / w.sum(), W = (P - Q) * w; then "
               "grad_i = 4 * (W.sum(1)[i] * y_i - (W @ Y)[i]).", rtol=1e-6, atol=1e-10)
+
+
+# Lab 09: trusting explanations --------------------------------------------------------------------------
+def _deletion_curve_reference(model, x, attr, target, step):
+    """Deletion curve (Petsiuk et al., 2018): probability of class target[i] as the pixels of x (N, C, H, W) are set
+    to 0, ``step`` at a time, by decreasing attr (N, 1, H, W) -> (N, ceil(H*W / step) + 1) (nnlab.deletion)."""
+    from nnlab.deletion import deletion
+
+    return deletion(model, x, attr, target, step=step).scores
+
+
+def _lab09_cases():
+    import torch.nn as nn
+
+    with torch.random.fork_rng():
+        torch.manual_seed(9)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).eval()
+    g = torch.Generator().manual_seed(9)
+    return [((model, torch.rand(2, 1, 8, 8, generator=g), torch.randn(2, 1, 8, 8, generator=g),
+              torch.tensor([0, 2]), 16), {}),
+            ((model, torch.rand(3, 1, 8, 8, generator=g), torch.randn(3, 1, 8, 8, generator=g),
+              torch.tensor([1, 1, 0]), 5), {})]
+
+
+exercise("9.1", "the deletion curve", "deletion_curve", _deletion_curve_reference, _lab09_cases,
+         hint="order = attr.flatten(1).argsort(dim=1, descending=True); for k = 0 .. ceil(H*W / step), set the first "
+              "min(k * step, H*W) pixels of the order to 0 in a copy of x (every channel), and record "
+              "softmax(model(copy))[i, target[i]]; stack the k + 1 columns into (N, n_steps + 1).")

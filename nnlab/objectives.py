@@ -73,7 +73,9 @@ class Objective:
 
     def combine(self, values: Dict[str, torch.Tensor]) -> torch.Tensor:
         """The objective ``(N,)`` from the term values: ``sum(weight * value)``."""
-        stacked = torch.stack([values[name] for name in self.terms])            # (terms, N)
+        # (terms, N); a term of weight 0 is only recorded: detached, so that it cannot send a NaN gradient
+        stacked = torch.stack([values[name] if w != 0 else values[name].detach()
+                               for name, (_, w) in self.terms.items()])
         weights = torch.tensor([w for _, w in self.terms.values()], dtype=stacked.dtype)
         return weights @ stacked                                                # one matrix product: fast
 
@@ -277,7 +279,7 @@ def lp_norm_of(x: torch.Tensor, p: float = 6.0) -> torch.Tensor:
     """Lp norm of images ``x (N, C, H, W)`` -> ``(N,)``, normalised by the number of pixels:
     ``(mean |x|^p)^(1/p)``. A large ``p`` penalises the brightest pixels most (Simonyan et al. use p=2,
     Mahendran & Vedaldi p=6)."""
-    return (x.abs() ** p).mean(dim=(1, 2, 3)) ** (1.0 / p)
+    return ((x.abs() ** p).mean(dim=(1, 2, 3)) + 1e-12) ** (1.0 / p)  # + 1e-12: finite gradient at x = 0
 
 
 def total_variation(beta: float = 2.0, batch: Batch = None) -> Objective:

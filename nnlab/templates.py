@@ -38,7 +38,7 @@ import torch.nn.functional as F
 __all__ = [
     "flatten", "unflatten", "dot_product", "euclidean_distance", "cosine_similarity", "SIMILARITIES",
     "similarity", "standardise", "nearest_neighbours", "nearest_neighbour_predict", "NearestNeighbour",
-    "NearestNeighbor", "downsample", "split_per_class", "lab_faces", "train_logistic_regression",
+    "NearestNeighbor", "downsample", "split_per_class", "lab_faces", "lab_digits", "train_logistic_regression",
     "train_hidden_layer", "total_variation", "template_noise", "outgoing_weights", "top_hidden_units",
 ]
 
@@ -216,9 +216,10 @@ def downsample(images: torch.Tensor, factor: int = 2) -> torch.Tensor:
     return images if factor == 1 else F.avg_pool2d(images, factor)
 
 
-def split_per_class(data, n_train: int = 7, seed: int = 0):
+def split_per_class(data, n_train: int = 7, seed: int = 0, n_test: Optional[int] = None):
     """Split an ImageSet into ``(train, test)`` with ``n_train`` random images of each class in ``train`` and the
-    rest in ``test`` (for the faces: 7 and 3 photos of each person). Reproducible for a ``seed``."""
+    rest (or only ``n_test`` of them) in ``test``: for the faces, 7 and 3 photos of each person. Reproducible for
+    a ``seed``."""
     g = torch.Generator().manual_seed(seed)
     train_idx, test_idx = [], []
     for c in range(len(data.classes)):
@@ -228,7 +229,7 @@ def split_per_class(data, n_train: int = 7, seed: int = 0):
                              f"for the test set")
         members = members[torch.randperm(len(members), generator=g)]
         train_idx.append(members[:n_train])
-        test_idx.append(members[n_train:])
+        test_idx.append(members[n_train:] if n_test is None else members[n_train:n_train + n_test])
     return data.subset(torch.cat(train_idx).sort().values), data.subset(torch.cat(test_idx).sort().values)
 
 
@@ -236,8 +237,8 @@ def lab_faces(n_train: int = 7, factor: int = 2, seed: int = 0, fallback: bool =
     """The data of labs 01-02: ``(train, test)`` ImageSets of the AT&T/ORL faces, ``n_train`` photos of each of
     the 40 people for training, the others for testing, downsampled ``factor`` times (112x92 -> 56x46).
 
-    Without the faces (no ``$NNLAB_DATA``, offline) and with ``fallback=True``: MNIST digits instead (1,000 random
-    training and 500 test digits), and ``.source`` and ``.extra["fallback"]`` say so.
+    Without the faces (no ``$NNLAB_DATA``, offline) and with ``fallback=True``: MNIST digits instead (100 training
+    and 50 test digits of each class), and ``.source`` and ``.extra["fallback"]`` say so.
     """
     from dataclasses import replace
 
@@ -248,7 +249,7 @@ def lab_faces(n_train: int = 7, factor: int = 2, seed: int = 0, fallback: bool =
     except FileNotFoundError as err:
         if not fallback:
             raise
-        train, test = nndata.mnist("train", n=1000, seed=seed), nndata.mnist("test", n=500, seed=seed)
+        train, test = lab_digits(n_train=100, n_test=50, seed=seed)
         note = (f"FALLBACK: the faces were not found ({str(err).split('(')[0].strip()}), so this lab runs on MNIST "
                 f"digits instead (the 10 classes play the part of the people)")
         return (replace(train, source=f"{note}; {train.source}", extra={"fallback": True}),
@@ -261,6 +262,31 @@ def lab_faces(n_train: int = 7, factor: int = 2, seed: int = 0, fallback: bool =
     train.source += f"; train: {n_train} photos per person (seed {seed})"
     test.source += f"; test: the other {10 - n_train} photos per person"
     return train, test
+
+
+def lab_digits(n_train: int = 1000, n_test: int = 200, seed: int = 0):
+    """MNIST digits for labs 01-02: ``(train, test)`` with ``n_train`` and ``n_test`` random digits of each class.
+
+    Both MNIST splits are pooled before drawing, so that every class is in both sets whatever the source's order
+    (the 5,000-digit offline sample is sorted by digit). When the source has fewer digits of a class than
+    ``n_train + n_test``, both numbers are scaled down, and ``.source`` says so. Reproducible for a ``seed``.
+    """
+    from dataclasses import replace
+
+    from nnlab import data as nndata
+
+    parts = [nndata.mnist("train"), nndata.mnist("test")]
+    pool = replace(parts[0], images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts]))
+    available = int(torch.bincount(pool.labels, minlength=len(pool.classes)).min())
+    note = ""
+    if available < n_train + n_test:
+        scaled = available * n_train // (n_train + n_test)
+        n_train, n_test = scaled, available - scaled
+        note = f" (all the source has: {available} of the rarest class)"
+    train, test = split_per_class(pool, n_train, seed, n_test)
+    source = (f"MNIST digits, {n_train} train / {n_test} test of each class{note} (seed {seed}), drawn from "
+              f"{parts[0].source} and {parts[1].source}")
+    return replace(train, source=source), replace(test, source=source)
 
 
 # =========================================================================== training (nnlab.models.train_classifier)

@@ -112,15 +112,17 @@ def show_hidden_unit(model, unit: int, classes: Optional[Sequence[str]] = None, 
 
 def show_top_units(model, target: int, k: int = 6, x: Optional[torch.Tensor] = None,
                    classes: Optional[Sequence[str]] = None, examples: Optional[torch.Tensor] = None,
-                   size: float = 1.4, cmap: str = "bwr"):
+                   units: Optional[Sequence[int]] = None, size: float = 1.4, cmap: str = "bwr"):
     """The ``k`` hidden units most tied to class ``target`` (see :func:`nnlab.templates.top_hidden_units`; ``x``
     ranks by contribution instead of weight), each template titled with its outgoing weight to the class.
-    ``examples (M, C, H, W)``: images of the class shown first. Returns the figure."""
+    ``units``: show these hidden units instead (e.g. your own ranking). ``examples (M, C, H, W)``: images of the
+    class shown first. Returns the figure."""
     import matplotlib.pyplot as plt
 
     from nnlab.templates import outgoing_weights, top_hidden_units
 
-    units = top_hidden_units(model, target, k, x)
+    units = top_hidden_units(model, target, k, x) if units is None else torch.as_tensor(units).flatten()
+    k = len(units)
     weights = outgoing_weights(model)[target]
     n_examples = 0 if examples is None else len(examples)
     fig, axes = plt.subplots(1, n_examples + k, figsize=(size * (n_examples + k), size * 1.5), squeeze=False)
@@ -131,8 +133,8 @@ def show_top_units(model, target: int, k: int = 6, x: Optional[torch.Tensor] = N
         show_template(scaled[j], axes[0, n_examples + j], title=f"unit {unit}\nw={weights[unit]:.2f}", cmap=cmap,
                       scale=1.0)
     name = str(target) if classes is None else classes[target]
-    fig.suptitle(f"the {k} hidden units that vote most for {name}" + (" (by contribution)" if x is not None else ""),
-                 fontsize=10)
+    how = " (by contribution)" if x is not None else ""
+    fig.suptitle(f"the {k} hidden units that vote most for {name}{how}", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -355,7 +355,10 @@ class TSNE:
         method: ``"exact"`` (this module, O(N^2) per iteration) or ``"auto"``: exact up to :data:`EXACT_MAX_N`
             points, openTSNE above (same perplexity, exaggeration, momentum and iteration schedule).
         random_state: seed for ``init="random"`` and openTSNE.
-        dtype: precision of the optimisation (P is always computed in float64); float32 is faster.
+        dtype: precision of the optimisation (P is always computed in float64). float32 (default) is twice as
+            fast; near convergence, where attraction and repulsion almost cancel, its gradient is accurate to a few
+            percent per point only, which moves the final KL by about 0.3% (MNIST, N = 1,000). float64 gives the
+            exact gradient.
         device: torch device for the optimisation (``"cuda"`` if you have one; default CPU).
         history_every: keep a :class:`TSNEStep` every this many iterations in ``history_`` (for animations).
         callbacks, callbacks_every_iters: ``callback(iteration, kl, embedding) -> bool`` called every

@@ -8,8 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import nnlab
-from nnlab.attribution import (Deconvnet, GradientXInput, GuidedBackprop, Occlusion, Saliency, SmoothGrad,
-                               target_scores)
+from nnlab.attribution import (Deconvnet, GradientXInput, GuidedBackprop, LayerOutput, Occlusion, Saliency,
+                               SmoothGrad, target_scores)
 from nnlab.hooks import assert_no_hooks
 
 
@@ -235,6 +235,19 @@ def test_target_scores_are_pre_softmax_logits():
     out = torch.tensor([[1., 5., -2.], [0., 0., 3.]])
     assert torch.equal(target_scores(out, None), torch.tensor([5., 3.]))
     assert torch.equal(target_scores(out, [2, 0]), torch.tensor([-2., 0.]))
+
+
+def test_layer_output_explains_a_neuron():
+    model = small_cnn()
+    unit = lambda acts: acts[:, 2, 1, 2]  # noqa: E731  channel 2 of the second conv, row 1, column 2
+    attr = Saliency(LayerOutput(model, "3")).attribute(X, unit)
+    x = X.clone().requires_grad_()
+    model[3](model[2](model[1](model[0](x))))[:, 2, 1, 2].sum().backward()
+    torch.testing.assert_close(attr, x.grad)
+    # its receptive field (8x8 pixels, jump 2, start -3): rows -1..6 and columns 1..8, clipped to the image
+    seen = attr.abs().sum((0, 1)) > 0
+    assert seen.any() and not seen[:, 0].any() and not seen[7, :].any()
+    assert_no_hooks(model)
 
 
 def test_gradient_x_input():

@@ -194,3 +194,22 @@ def test_project_steps_refuses_what_it_cannot_follow():
     assert project(model, x, "conv2", feature=0).shape == x.shape  # the autograd version follows anything
     with pytest.raises(ValueError, match="N, C, H, W"):
         project(model, x[0], "conv2")
+
+
+def test_capture_any_set_of_layers_leaves_no_hook():
+    from nnlab.hooks import capture
+
+    torch.manual_seed(4)
+    model = Chain()
+    x = torch.rand(2, 2, 16, 16)
+    with capture(model, ["conv1", "relu1", "pool2", "head"]) as acts:
+        model(x)
+    assert {k: tuple(v.shape) for k, v in acts.items()} == {
+        "conv1": (2, 4, 16, 16), "relu1": (2, 4, 16, 16), "pool2": (2, 6, 2, 2), "head": (2, 3)}
+    # relu1 is in place: the captured conv1 output is still the signed one
+    assert (acts["conv1"] < 0).any() and torch.equal(acts["relu1"], acts["conv1"].clamp(min=0))
+    assert_no_hooks(model)
+    with pytest.raises(RuntimeError):
+        with capture(model, ["conv1", "conv2"]):
+            model(torch.rand(2, 3, 16, 16))  # wrong number of channels
+    assert_no_hooks(model)

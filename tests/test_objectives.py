@@ -96,6 +96,18 @@ def test_lp_norm_exact():
     assert torch.allclose(lp_norm_of(x, 6), torch.tensor([0.5 ** (1 / 6)]))
 
 
+def test_gradients_stay_finite_at_a_black_image():
+    x = torch.zeros(2, 1, 4, 4, requires_grad=True)
+    lp_norm_of(x, 6).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    # a term of weight 0 is recorded but sends no gradient (here sqrt, whose gradient at 0 is infinite)
+    x.grad = None
+    root = Objective("root", lambda a: a["input"].sqrt().mean(dim=(1, 2, 3)), layers=["input"])
+    ink = Objective("ink", lambda a: a["input"].sum(dim=(1, 2, 3)), layers=["input"])
+    (ink - 0 * root)({"input": x}).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
 def test_custom_objective_and_errors(acts):
     brightness = Objective("brightness", lambda a: a["input"].mean(dim=(1, 2, 3)), layers=["input"])
     assert torch.allclose((logit(0) + brightness)(acts), acts["logits"][:, 0] + acts["input"].mean(dim=(1, 2, 3)))

