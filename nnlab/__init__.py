@@ -17,6 +17,7 @@ _LAZY = {
     "GuidedBackprop": "attribution",
     "Deconvnet": "attribution",
     "Occlusion": "attribution",
+    "LayerOutput": "attribution",
     "CAM": "cam",
     "GradCAM": "cam",
     "GuidedGradCAM": "cam",

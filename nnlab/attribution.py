@@ -13,7 +13,8 @@ Every method follows one API (Captum users will feel at home)::
 | `Deconvnet`      | gradient with the "deconvnet" ReLU backward rule       | Zeiler & Fergus, 2014 |
 | `Occlusion`      | drop of the score when a window of x is covered        | Zeiler & Fergus, 2014 |
 
-The layer-map methods (`CAM`, `GradCAM`, `GuidedGradCAM`) live in :mod:`nnlab.cam`.
+The layer-map methods (`CAM`, `GradCAM`, `GuidedGradCAM`) live in :mod:`nnlab.cam`. To explain a neuron or a
+channel inside the network, wrap the model in `LayerOutput(model, layer)` and pass a callable target.
 """
 from __future__ import annotations
 

@@ -55,11 +55,17 @@ def load_model(name: str, weights: str = "DEFAULT"):
 
     if name in models.REGISTRY:
         model = models.pretrained(name)
+        if hasattr(model, "outputs"):
+            raise ValueError(f"{name} is a regression model (outputs {', '.join(model.outputs)}), not a classifier")
         in_shape = getattr(model, "in_shape", None)
         channels, size = (in_shape[0], in_shape[-1]) if in_shape else \
-            {"mnist_cnn": (1, 28), "cluttered_cnn": (1, 64)}.get(name, (1, 28))
-        classes = list(getattr(model, "classes", [str(i) for i in range(model.fc.out_features)]))
-        return model, model, classes, (channels, size)
+            {"mnist_cnn": (1, 28), "fashion_cnn": (1, 28), "cluttered_cnn": (1, 64)}.get(name, (1, 28))
+        classes = getattr(model, "classes", None)
+        if classes is None:
+            with torch.no_grad():
+                n_classes = model(torch.zeros(1, channels, size, size)).shape[1]
+            classes = [str(i) for i in range(n_classes)]
+        return model, model, list(classes), (channels, size)
     if weights.lower() == "none":
         inner = models.imagenet_model(name, weights=None)
     elif Path(weights).is_file():

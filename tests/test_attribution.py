@@ -443,7 +443,7 @@ def test_works_inside_no_grad_and_exports():
     with torch.no_grad():
         attr = nnlab.Saliency(model).attribute(X, 1)
     torch.testing.assert_close(attr, plain_gradient(model, X, torch.full((4,), 1)))
-    for name in ("Saliency", "GradientXInput", "SmoothGrad", "GuidedBackprop", "Deconvnet", "Occlusion"):
+    for name in ("Saliency", "GradientXInput", "SmoothGrad", "GuidedBackprop", "Deconvnet", "Occlusion", "LayerOutput"):
         assert getattr(nnlab, name) is getattr(nnlab.attribution, name)
 
 

@@ -50,6 +50,18 @@ def test_explain_writes_overlays_and_top5(files, tmp_path, capsys, method):
     assert all(r["class"] == imagenet_classes()[int(r["class_index"])] for r in rows)
 
 
+def test_explain_with_a_lab_model(files, tmp_path, capsys):
+    (a, _), _ = files
+    out = tmp_path / "lab"
+    assert main(["explain", str(a), "--model", "orientation_cnn", "--method", "gradcam", "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = read_csv(out / "top5.csv")
+    assert sorted(r["class"] for r in rows) == ["0°", "180°", "270°", "90°"]     # only 4 classes: a top-4
+    assert (out / "a_gradcam.png").exists()
+    assert main(["explain", str(a), "--model", "box_regressor", "--out", str(out)]) == 1
+    assert "not a classifier" in capsys.readouterr().err
+
+
 def test_explain_errors(files, tmp_path, capsys):
     (a, _), text = files
     assert main(["explain", str(text), "--weights", "none", "--out", str(tmp_path / "o1")]) == 1
