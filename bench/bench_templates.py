@@ -99,10 +99,12 @@ def bench_dataset(name, train, test, repeat):
         test.images, test.labels), repeat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter reached, as intended
-        peer = best_time(lambda: float((MLPClassifier((recipe["hidden"],), solver="adam", alpha=recipe["weight_decay"] * n,
-                                                      batch_size=batch, learning_rate_init=recipe["lr"],
-                                                      max_iter=recipe["epochs"], random_state=0)
-                                        .fit(Xtr, ytr).predict(Xte) == yte).mean()), repeat)
+        def sklearn_mlp():
+            mlp = MLPClassifier((recipe["hidden"],), solver="adam", alpha=recipe["weight_decay"] * n, batch_size=batch,
+                                learning_rate_init=recipe["lr"], max_iter=recipe["epochs"], random_state=0)
+            return float((mlp.fit(Xtr, ytr).predict(Xte) == yte).mean())
+
+        peer = best_time(sklearn_mlp, repeat)
     add(f"{recipe['hidden']} hidden units ({recipe['epochs']} ep.)", ours, "MLPClassifier (adam)", peer)
     return rows
 
@@ -121,7 +123,8 @@ def main():
     datasets = [("faces", train, test, train.source)]
     digits, digits_test = nndata.mnist("train"), nndata.mnist("test")
     digits, digits_test = digits.subset(slice(0, args.digits_train)), digits_test.subset(slice(0, args.digits_test))
-    datasets.append(("digits", digits, digits_test, f"{len(digits)} / {len(digits_test)} MNIST digits ({digits.source})"))
+    datasets.append(("digits", digits, digits_test,
+                     f"the first {len(digits)} / {len(digits_test)} MNIST digits ({digits.source})"))
     rows, sources = [], []
     with threadpool_limits(args.threads):
         for name, tr, te, source in datasets:

