@@ -40,8 +40,14 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m pytest labs solutions
 
+# The labs in headless Chromium (tests/browser): installs Debian's chromium (apt-get) and the [browser] extra if
+# missing, and FAILS with a message when it cannot; never skipped. Screenshots go to test-output/browser/.
+.PHONY: browser-deps
+browser-deps: $(STAMP)
+	PY=$(PY) bash tests/browser/run.sh --deps-only
+
 browser-test: $(STAMP)
-	@if [ -f tests/browser/run.sh ]; then bash tests/browser/run.sh; else echo "no browser test yet"; fi
+	PY=$(PY) bash tests/browser/run.sh
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done

@@ -56,5 +56,6 @@ fi
 
 # 3. The test itself: tests/browser is skipped by the plain `pytest` run and only collected here.
 mkdir -p test-output/browser
+rm -f test-output/browser/*.png test-output/browser/jupyter-server.log   # this run's outputs only
 export NNLAB_BROWSER_TEST=1 NNLAB_CHROMIUM="$CHROMIUM"
 exec timeout --kill-after=30 "$TOTAL_TIMEOUT" "$PY" -m pytest tests/browser -v -rA -p no:randomly "$@"

@@ -51,6 +51,8 @@ LABS = [
     ("labs/00_getting_started.ipynb", "image"),  # W.image_picker: the explorer's `index`
     ("labs/07_activation_maximisation.ipynb", "tv_weight"),
 ]
+if os.environ.get("NNLAB_BROWSER_LABS"):  # e.g. "labs/03_feature_maps.ipynb=layer,labs/00_getting_started.ipynb=image"
+    LABS = [tuple(item.split("=", 1)) for item in os.environ["NNLAB_BROWSER_LABS"].split(",")]
 CASES = [pytest.param(lab, slider, id=Path(lab).stem) for lab, slider in LABS if (REPO / lab).exists()]
 
 # JupyterLab user settings for the test: no autosave (never write outputs into labs/), every cell in the DOM
