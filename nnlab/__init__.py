@@ -44,7 +44,7 @@ _SUBMODULES = {
     "training_dynamics", "objectives", "featurevis", "tsne", "templates", "templates_plot", "evaluate", "plot",
     "widgets",
     "sanity_checks", "deletion", "pointing_game", "evaluate_plot",
-    "exercises", "grade", "build", "cli", "explain", "featuremaps_plot",
+    "exercises", "grade", "build", "cli", "explain", "featuremaps_plot", "featurevis_plot",
 }
 
 

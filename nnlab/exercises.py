@@ -376,6 +376,27 @@ exercise("6.1", "CAM from the feature maps and the linear weights", "class_activ
               "multiply with acts (N, K, h, w) and sum over the channel dimension with keepdim=True.")
 
 
+# Lab 07: activation maximisation ------------------------------------------------------------------------
+def _total_variation_reference(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """TV of images x (N, C, H, W) -> (N,): mean over (c, i, j) of (dy^2 + dx^2)^(beta/2), forward differences
+    on the (H-1) x (W-1) top-left pixels (nnlab.objectives.total_variation_of)."""
+    from nnlab.objectives import total_variation_of
+
+    return total_variation_of(x, beta)
+
+
+def _lab07_cases():
+    g = torch.Generator().manual_seed(7)
+    step = torch.tensor([[[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [2.0, 2.0, 2.0]]]])
+    return [((step,), {}), ((torch.rand(3, 1, 28, 28, generator=g),), {}),
+            ((torch.rand(2, 3, 9, 7, generator=g),), {"beta": 1.0})]
+
+
+exercise("7.1", "total variation of an image", "total_variation_of", _total_variation_reference, _lab07_cases,
+         hint="dy = x[:, :, 1:, :-1] - x[:, :, :-1, :-1] and dx = x[:, :, :-1, 1:] - x[:, :, :-1, :-1] (both "
+              "(N, C, H-1, W-1)); then ((dy**2 + dx**2) ** (beta / 2)).mean(dim=(1, 2, 3)).", atol=1e-4)
+
+
 # Lab 08: t-SNE ------------------------------------------------------------------------------------------
 def _perplexity_search_reference(d2: torch.Tensor, perplexity: float, tol: float = 1e-5, max_steps: int = 100):
     """Binary search of the precision beta = 1 / (2 sigma^2) of one point's Gaussian so that 2^H(p) = perplexity.

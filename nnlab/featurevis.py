@@ -26,7 +26,8 @@ References: Erhan et al. (2009); Simonyan, Vedaldi & Zisserman (2014), https://a
 Yosinski et al. (2015), "Understanding neural networks through deep visualization",
 https://arxiv.org/abs/1506.06579 (blur, clipping); Olah, Mordvintsev & Schubert (2017), "Feature Visualization",
 https://distill.pub/2017/feature-visualization/ (jitter, decorrelated Fourier parameterisation);
-Mordvintsev et al. (2018), "Differentiable Image Parameterizations", https://distill.pub/2018/differentiable-parameterizations/.
+Mordvintsev et al. (2018), "Differentiable Image Parameterizations",
+https://distill.pub/2018/differentiable-parameterizations/.
 """
 from __future__ import annotations
 
@@ -143,7 +144,8 @@ class jitter(Transform):
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur images ``x (N, C, H, W)`` with a Gaussian of standard deviation ``sigma`` pixels (separable, edges reflected)."""
+    """Blur images ``x (N, C, H, W)`` with a Gaussian of standard deviation ``sigma`` pixels
+    (separable, edges reflected)."""
     radius = max(1, int(math.ceil(3 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype)
     kernel = torch.exp(-t ** 2 / (2 * sigma ** 2))
@@ -345,7 +347,7 @@ def _default_shape(model: nn.Module) -> Tuple[int, int, int]:
     raise ValueError(f"pass shape=(C, H, W): the input shape of a {type(model).__name__} is not known")
 
 
-def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices, tv_weight: float = 30.0,
+def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices, tv_weight: float = 100.0,
                          lp_norm_weight: float = 0.0, p: float = 6.0, act_max_weight: float = 1.0,
                          shape: Optional[Sequence[int]] = None, steps: int = 256, lr: float = 0.05, seed: int = 0,
                          param: str = "auto", jitter_pixels: int = 0, blur_sigma: float = 0.0,
@@ -358,8 +360,9 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
                     - tv_weight * total_variation() - lp_norm_weight * lp_norm(p)
 
     layer: a layer name (``"conv2"``, ``"fc"``); ``None`` or ``"logits"`` for the class scores (model output).
-    tv_weight, lp_norm_weight: the regularisers' weights; the total variation is a mean over pixels, so on the
-        MNIST CNN (logits of 10 to 80) 30 is mild and 300 strong.
+    tv_weight, lp_norm_weight: the regularisers' weights. The total variation is a mean over pixels: for the MNIST
+        CNN's class scores (logits of 10 to 80) 30 is mild, 100 (the default) smooth, 1000 too strong; a channel of
+        ``conv2`` (values around 1) needs about 1. Scale the weight with the objective.
     filter_indices: an int (one image), a list of ints (one image maximising their *sum*, like keras-vis), or a
         list of lists (one image per group, in one batched run): ``[[1, 7], [0, 1]]`` gives 2 images.
     shape: ``(C, H, W)`` of one image; known for the lab models ((1, 28, 28) for the MNIST CNN, (1, 64, 64) for the
@@ -367,13 +370,14 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
     param, normalize: ``"auto"`` = ``"fourier"`` and ``"imagenet"`` for torchvision models, else ``"pixels"`` and
         ``None`` (see :func:`maximize`).
     jitter_pixels, blur_sigma/blur_every: the :func:`jitter` and :func:`blur` transforms (0 = off).
-    seed_input: images to start from, ``(N, C, H, W)`` or ``(C, H, W)`` (keras-vis's name; ``init`` of :func:`maximize`).
+    seed_input: images to start from, ``(N, C, H, W)`` or ``(C, H, W)`` (keras-vis's name; the ``init`` of
+        :func:`maximize`).
 
     Returns a :class:`Rendering` with one image per group.
 
     Example::
 
-        images, history = visualize_activation(model, "fc", [1, 7], tv_weight=30)   # classes 1 and 7 in one image
+        images, history = visualize_activation(model, "fc", [1, 7], tv_weight=100)   # classes 1 and 7 in one image
     """
     if isinstance(filter_indices, numbers.Integral):
         groups = [[filter_indices]]

@@ -1,4 +1,5 @@
-"""Activation maximisation: exact optima on a linear model, properties on small CNNs, quality on the trained MNIST CNN."""
+"""Activation maximisation: exact optima on a linear model, properties on small CNNs, quality on the trained
+MNIST CNN."""
 import pytest
 import torch
 import torch.nn as nn
