@@ -10,7 +10,7 @@ help:
 	@echo "make lab     create .venv if needed, install nnlab, start JupyterLab on labs/"
 	@echo "make test    create .venv if needed, then build labs, train/cache lab models, run all tests"
 	@echo "make labs    regenerate labs/ from solutions/"
-	@echo "make bench   run the benchmarks in bench/ (needs the [bench] extra)"
+	@echo "make bench   install the peers ([bench-peers] extra) and run the benchmarks in bench/"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,11 @@ browser-deps: $(STAMP)
 browser-test: $(STAMP)
 	PY=$(PY) bash tests/browser/run.sh
 
-bench: $(STAMP)
+$(VENV)/.nnlab-bench-peers: $(STAMP)
+	$(PY) -m pip install -e '.[dev,bench,browser,bench-peers]'
+	touch $@
+
+bench: $(VENV)/.nnlab-bench-peers
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean-cache:
