@@ -314,7 +314,7 @@ def _optimise(model, objective, image, steps, lr, generator, forward_transforms,
                 records[name].append(value.detach())
             records["objective"].append(total.detach())
             if progress and (step % 16 == 0 or step == steps - 1):
-                bar.set_postfix(objective=f"{total.mean().item():.3g}")
+                bar.set_postfix(objective=f"{total.mean().item():.3g}", refresh=False)
     with torch.no_grad():
         images = image().detach().clone()
     history = {name: torch.stack(values) if values else torch.empty(0, images.shape[0])

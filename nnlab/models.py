@@ -354,7 +354,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                 sched.step()
             total += loss.item() * len(idx)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # drawn at the next update
         history["loss"].append(total / len(images))
         if on_epoch is not None:
             on_epoch(epoch + 1, model)
