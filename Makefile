@@ -50,7 +50,7 @@ browser-test: $(STAMP)
 	PY=$(PY) bash tests/browser/run.sh
 
 $(VENV)/.nnlab-bench-peers: $(STAMP)
-	$(PY) -m pip install -e '.[dev,bench,browser,bench-peers]'
+	$(PY) -m pip install -e '.[bench-peers]'
 	touch $@
 
 bench: $(VENV)/.nnlab-bench-peers
