@@ -22,7 +22,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab labs/
 
 labs: $(STAMP)
-	$(PY) -m nnlab.build
+	$(PY) -m nnlab.course.build
 
 models: $(STAMP)
 	$(PY) -m nnlab.models

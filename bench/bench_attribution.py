@@ -21,7 +21,7 @@ import torch
 import torchvision
 
 from nnlab.attribution import Deconvnet, GuidedBackprop, Saliency
-from nnlab.cam import GradCAM
+from nnlab.attribution import GradCAM
 
 GOAL = 1.1
 

@@ -39,9 +39,9 @@ import torch.nn.functional as F
 
 from nnlab import data
 from nnlab.attribution import Saliency
-from nnlab.deletion import deletion
+from nnlab.evaluation import deletion
 from nnlab.models import pretrained
-from nnlab.sanity_checks import model_randomisation, randomisable_layers, reinitialise
+from nnlab.evaluation import model_randomisation, randomisable_layers, reinitialise
 
 
 # --------------------------------------------------------------------------- the naive baselines

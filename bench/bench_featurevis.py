@@ -22,7 +22,7 @@ import torch
 
 from nnlab import models
 from nnlab.featurevis import maximize
-from nnlab.objectives import logit, total_variation, total_variation_of
+from nnlab.featurevis import logit, total_variation, total_variation_of
 
 STEPS, LR, TV_WEIGHT, SEED, REPEATS = 256, 0.05, 100.0, 0, 3
 SHAPE = (10, 1, 28, 28)

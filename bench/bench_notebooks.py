@@ -24,7 +24,8 @@ def run(path: Path) -> float:
 
 
 def main():
-    from nnlab import build, models
+    from nnlab import models
+    from nnlab.course import build as build
 
     start = time.perf_counter()
     build.build(verbose=False)

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from nnlab.data import mnist
-from nnlab.deconvnet import project
-from nnlab.hooks import capture, eval_mode
+from nnlab.features import project
+from nnlab.core import capture, eval_mode
 from nnlab.models import pretrained
-from nnlab.topk import top_activations
+from nnlab.features import top_activations
 
 GOAL_SECONDS = 20.0
 

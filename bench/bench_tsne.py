@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from nnlab.data import mnist
-from nnlab.tsne import TSNE, joint_probabilities, kl_divergence, knn_accuracy, pca
+from nnlab.embedding import TSNE, joint_probabilities, kl_divergence, knn_accuracy, pca
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tsne.md"
 

@@ -8,9 +8,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import nnlab
-from nnlab.attribution import (Deconvnet, GradientXInput, GuidedBackprop, LayerOutput, Occlusion, Saliency,
-                               SmoothGrad, target_scores)
-from nnlab.hooks import assert_no_hooks
+from nnlab.attribution import Deconvnet, GradientXInput, GuidedBackprop, LayerOutput, Occlusion, Saliency, SmoothGrad
+from nnlab.core import target_scores
+from nnlab.core import assert_no_hooks
 
 
 # --------------------------------------------------------------------------- tiny hand-built nets

@@ -2,7 +2,7 @@
 import nbformat
 import pytest
 
-from nnlab import build
+from nnlab.course import build as build
 
 SOLUTIONS = sorted(build.ROOT.glob("solutions/[0-9][0-9]_*.ipynb"))
 

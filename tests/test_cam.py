@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 import nnlab
 from nnlab.attribution import GuidedBackprop
-from nnlab.cam import CAM, GradCAM, GuidedGradCAM, last_feature_layer
-from nnlab.hooks import assert_no_hooks
+from nnlab.attribution import CAM, GradCAM, GuidedGradCAM, last_feature_layer
+from nnlab.core import assert_no_hooks
 
 
 def gap_net(seed=0, in_channels=3, k=6, n_classes=5):
@@ -221,7 +221,7 @@ def test_layer_that_does_not_run_and_exports():
     with pytest.raises(ValueError, match="did not run"):
         GradCAM(model, "unused").attribute(X)
     for name in ("CAM", "GradCAM", "GuidedGradCAM"):
-        assert getattr(nnlab, name) is getattr(nnlab.cam, name)
+        assert getattr(nnlab, name) is getattr(nnlab.attribution.cam, name)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

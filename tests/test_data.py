@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nnlab import data
+from nnlab.core import check_images
 
 SHARED = os.environ.get("NNLAB_DATA")
 needs_data = pytest.mark.skipif(not SHARED or not Path(SHARED, "MNIST").exists(), reason="NNLAB_DATA not set")
@@ -166,4 +167,4 @@ def test_imageset_subset_and_sample():
 
 def test_check_images_names_the_expected_shape():
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\).*x\[None\]"):
-        data.check_images(torch.rand(1, 28, 28), channels=1, size=(28, 28))
+        check_images(torch.rand(1, 28, 28), channels=1, size=(28, 28))

@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.deconvnet import keep_feature, project, project_steps, strongest_feature, unpool
-from nnlab.hooks import assert_no_hooks, relu_backward_rule
+from nnlab.features import keep_feature, project, project_steps, strongest_feature, unpool
+from nnlab.core import assert_no_hooks, relu_backward_rule
 
 # 4x4 input; 2x2 max-pooling picks one switch per quadrant: 3 at (0,1), 4 at (1,2), 5 at (2,1), 6 at (3,3).
 X = torch.tensor([[1., 3., -1., 0.],
@@ -197,7 +197,7 @@ def test_project_steps_refuses_what_it_cannot_follow():
 
 
 def test_capture_any_set_of_layers_leaves_no_hook():
-    from nnlab.hooks import capture
+    from nnlab.core import capture
 
     torch.manual_seed(4)
     model = Chain()

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nnlab.attribution import GradientXInput
-from nnlab.deletion import PerturbationCurve, auc, deletion, insertion, perturbation_curve, pixel_order
+from nnlab.evaluation import PerturbationCurve, auc, deletion, insertion, perturbation_curve, pixel_order
 
 
 class WeightedSum(nn.Module):

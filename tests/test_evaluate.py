@@ -1,4 +1,4 @@
-"""``nnlab.evaluate`` re-exports the three checks, and the pictures of :mod:`nnlab.evaluate_plot` draw what the
+"""``nnlab.evaluation`` re-exports the three checks, and the pictures of :mod:`nnlab.viz.evaluation` draw what the
 results hold (headless)."""
 import matplotlib
 
@@ -10,17 +10,21 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import nnlab  # noqa: E402
-from nnlab import deletion, evaluate, evaluate_plot, pointing_game, sanity_checks  # noqa: E402
+import nnlab.evaluation.perturbation
+from nnlab import evaluation as evaluate
+from nnlab.viz import evaluation as evaluate_plot
+import nnlab.evaluation.pointing
+from nnlab.evaluation import sanity_checks  # noqa: E402
 from nnlab.attribution import Saliency  # noqa: E402
 
 
 def test_evaluate_re_exports_the_three_checks():
     assert evaluate.model_randomisation is sanity_checks.model_randomisation
     assert evaluate.data_randomisation is sanity_checks.data_randomisation
-    assert evaluate.deletion is deletion.deletion and evaluate.insertion is deletion.insertion
-    assert evaluate.pointing_game is pointing_game.pointing_game
+    assert evaluate.deletion is nnlab.evaluation.perturbation.deletion and evaluate.insertion is nnlab.evaluation.perturbation.insertion
+    assert evaluate.pointing_game is nnlab.evaluation.pointing.pointing_game
     assert all(hasattr(evaluate, name) for name in evaluate.__all__)
-    assert nnlab.evaluate is evaluate
+    assert nnlab.evaluation is evaluate
 
 
 class Tiny(nn.Module):

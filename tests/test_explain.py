@@ -1,4 +1,4 @@
-"""``nnlab explain`` (command line) and the attribution plots of ``nnlab.plot``."""
+"""``nnlab explain`` (command line) and the attribution plots of ``nnlab.viz.images``."""
 import csv
 
 import matplotlib
@@ -8,7 +8,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from nnlab import plot  # noqa: E402
+from nnlab.viz import images as plot  # noqa: E402
 from nnlab.cli import main  # noqa: E402
 
 

@@ -7,8 +7,8 @@ import torch.nn as nn
 from nnlab import models
 from nnlab.featurevis import (FourierImage, PixelImage, blur, clamp, gaussian_blur, jitter, maximize,
                               visualize_activation)
-from nnlab.hooks import assert_no_hooks
-from nnlab.objectives import Objective, channel, logit, neuron, total_variation, total_variation_of
+from nnlab.core import assert_no_hooks
+from nnlab.featurevis import Objective, channel, logit, neuron, total_variation, total_variation_of
 
 
 def linear_model(seed=0):

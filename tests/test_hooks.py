@@ -1,10 +1,10 @@
-"""nnlab.hooks: layer lookup, activation capture and ReLU backward rules leave nothing behind."""
+"""nnlab.core.hooks: layer lookup, activation capture and ReLU backward rules leave nothing behind."""
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab import hooks
+from nnlab.core import hooks as hooks
 
 
 class Functional(nn.Module):

@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from nnlab.objectives import (Objective, channel, logit, lp_norm, lp_norm_of, neuron, total_variation,
-                              total_variation_of)
+from nnlab.featurevis import Objective, channel, logit, lp_norm, lp_norm_of, neuron, total_variation, total_variation_of
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ a random map scores the box-area share, on random boxes and on cluttered MNIST."
 import pytest
 import torch
 
-from nnlab.pointing_game import PointingResult, box_masks, max_points, pointing_game, random_baseline
+from nnlab.evaluation import PointingResult, box_masks, max_points, pointing_game, random_baseline
 
 
 def test_box_masks_right_and_bottom_are_exclusive_and_tolerance_is_euclidean():

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nnlab.receptive_field import crop, layers_up_to, receptive_field, receptive_field_geometry
+from nnlab.features import crop, layers_up_to, receptive_field, receptive_field_geometry
 
 
 class MnistLike(nn.Module):

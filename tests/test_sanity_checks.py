@@ -8,11 +8,10 @@ import torch.nn as nn
 from scipy.stats import rankdata, spearmanr
 
 from nnlab.attribution import GuidedBackprop, Saliency
-from nnlab.cam import GradCAM
-from nnlab.hooks import assert_no_hooks
+from nnlab.attribution import GradCAM
+from nnlab.core import assert_no_hooks
 from nnlab.models import MnistCNN
-from nnlab.sanity_checks import (data_randomisation, model_randomisation, randomisable_layers, randomise_layers,
-                                 rank, reinitialise, similarities, spearman, spearman_abs, spearman_signed, ssim)
+from nnlab.evaluation import data_randomisation, model_randomisation, randomisable_layers, randomise_layers, rank, reinitialise, similarities, spearman, spearman_abs, spearman_signed, ssim
 
 
 class TinyCNN(nn.Module):

@@ -283,7 +283,7 @@ def test_lab_faces_split_and_size():
 # --------------------------------------------------------------------------- exercises
 @pytest.mark.parametrize("id", ["1.1", "1.2", "2.1"])
 def test_exercises_accept_the_reference_and_reject_a_wrong_answer(id):
-    from nnlab import exercises
+    from nnlab.course import exercises as exercises
     ex = exercises.EXERCISES[id]
     assert exercises.verify(id, ex.reference).status == "passed"
     wrong = {"1.1": lambda a, b: a @ b.T,

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nnlab.deconvnet import project
-from nnlab.hooks import assert_no_hooks
-from nnlab.receptive_field import crop, receptive_field
-from nnlab.topk import scan, top_activations
+from nnlab.features import project
+from nnlab.core import assert_no_hooks
+from nnlab.features import crop, receptive_field
+from nnlab.features import scan, top_activations
 
 
 def small_cnn(seed=0):

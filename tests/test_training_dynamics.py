@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from nnlab.data import ImageSet
-from nnlab.training_dynamics import features_over_training, linear_cka, relative_change, weights
+from nnlab.features import features_over_training, linear_cka, relative_change, weights
 
 
 def bars(n, seed):

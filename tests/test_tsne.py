@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import nnlab.tsne as tsne
-from nnlab.tsne import (TSNE, conditional_probabilities, joint_probabilities, kl_divergence, kl_gradient,
-                        knn_accuracy, pca, pca_init, perplexity_of, q_probabilities)
+from nnlab.embedding import tsne
+from nnlab.embedding import TSNE, conditional_probabilities, joint_probabilities, kl_divergence, kl_gradient, knn_accuracy, pca, pca_init, perplexity_of, q_probabilities
 
 sk_tsne = pytest.importorskip("sklearn.manifold._t_sne")
 from scipy.spatial.distance import squareform  # noqa: E402
@@ -256,7 +255,8 @@ def test_plots_show_classes_frames_and_thumbnails():
     import matplotlib.pyplot as plt
     from matplotlib.offsetbox import AnnotationBbox
 
-    from nnlab.tsne_plot import animate_history, history_explorer, plot_embedding, plot_history, plot_neighbourhood
+    from nnlab.course.widgets import history_explorer
+    from nnlab.viz.tsne import animate_history, plot_embedding, plot_history, plot_neighbourhood
     X, labels = blobs(60)
     t = TSNE(perplexity=10, max_iter=300, history_every=50)
     Y = t.fit_transform(X)

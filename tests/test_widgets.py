@@ -4,7 +4,8 @@ import matplotlib
 matplotlib.use("Agg")
 import torch  # noqa: E402
 
-from nnlab import models, widgets as W  # noqa: E402
+from nnlab import models
+from nnlab.course import widgets as W  # noqa: E402
 
 
 def test_explorer_renders_once_then_on_every_change():

@@ -27,9 +27,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.attribution import (Attribution, GuidedBackprop, Target, buffers_kept, fixed_target,
-                               target_scores)
-from nnlab.hooks import LayerSpec, frozen, get_layer, layer_name, layer_names
+from nnlab.attribution.base import Attribution
+from nnlab.attribution.guided_backprop import GuidedBackprop
+from nnlab.core.hooks import (
+    LayerSpec,
+    buffers_kept,
+    frozen,
+    get_layer,
+    layer_name,
+    layer_names,
+)
+from nnlab.core.targets import Target, fixed_target, target_scores
 
 
 @contextlib.contextmanager
@@ -65,7 +73,7 @@ class BaseCAM(Attribution):
         relu: keep only the positive part of the map (``None``: the method's default).
 
     Subclasses override :meth:`cam_weights` only (and set ``uses_gradients = False`` when they need no
-    gradient). The map is raw: at the layer's resolution (h, w), not normalised; see :mod:`nnlab.plot`.
+    gradient). The map is raw: at the layer's resolution (h, w), not normalised; see :mod:`nnlab.viz.images`.
     """
 
     uses_gradients = True

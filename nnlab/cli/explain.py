@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nnlab.models.imagenet import Normalized
+
 #: method name on the command line -> (how to build it, display mode of its overlay)
 METHODS = {
     "saliency": ("Saliency", "abs"),
@@ -31,21 +33,9 @@ METHODS = {
     "gradcam": ("GradCAM", "positive"),
     "guided_gradcam": ("GuidedGradCAM", "abs"),
 }
+
+
 LAYER_METHODS = {"cam", "gradcam", "guided_gradcam"}
-
-
-class Normalized(nn.Module):
-    """``model(normalize(x))``: takes images in [0, 1] so that attributions are with respect to the pixels.
-    The wrapped model is ``.model`` (its layers are ``model.layer4`` ...)."""
-
-    def __init__(self, model: nn.Module, mean, std):
-        super().__init__()
-        self.model = model
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x):
-        return self.model((x - self.mean) / self.std)
 
 
 def load_model(name: str, weights: str = "DEFAULT"):
@@ -79,7 +69,7 @@ def load_model(name: str, weights: str = "DEFAULT"):
 
 def read_image(path: Path, channels: int, size: int) -> torch.Tensor:
     """An image file -> (1, channels, size, size) in [0, 1]; ``ValueError`` when the file is not an image."""
-    from nnlab.data import load_image
+    from nnlab.data.images import load_image
 
     x = load_image(path, size=size if channels == 3 else None)[None]
     if channels == 1:
@@ -89,7 +79,8 @@ def read_image(path: Path, channels: int, size: int) -> torch.Tensor:
 
 
 def build_method(method: str, model: nn.Module, layer):
-    from nnlab import attribution, cam
+    from nnlab import attribution
+    from nnlab.attribution import cam as cam
 
     cls = getattr(cam if method in LAYER_METHODS else attribution, METHODS[method][0])
     if method in LAYER_METHODS:
@@ -127,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
-    from nnlab import plot
-    from nnlab.cam import last_feature_layer
-    from nnlab.hooks import get_layer
+    from nnlab.attribution.cam import last_feature_layer
+    from nnlab.core.hooks import get_layer
+    from nnlab.viz import images as plot
 
     try:
         model, inner, classes, (channels, size) = load_model(args.model, args.weights)
@@ -195,7 +186,7 @@ def _lab_models() -> set:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m nnlab.explain IMAGES ...`` (the same as ``nnlab explain IMAGES ...``)."""
+    """``python -m nnlab.cli.explain IMAGES ...`` (the same as ``nnlab explain IMAGES ...``)."""
     parser = argparse.ArgumentParser(prog="nnlab")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["explain", *(sys.argv[1:] if argv is None else argv)])

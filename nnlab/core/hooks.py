@@ -203,3 +203,16 @@ def relu_backward_rule(rule: str) -> Iterator[_ReLURuleMode]:
     mode = _ReLURuleMode(rule)
     with mode:
         yield mode
+
+
+@contextlib.contextmanager
+def buffers_kept(model: nn.Module) -> Iterator[None]:
+    """Restore the buffers of the sub-modules in training mode on exit: a forward pass in training mode
+    updates batch-norm running statistics, and ``attribute()`` must leave the caller's model as it was."""
+    saved = [(b, b.detach().clone()) for m in model.modules() if m.training for b in m.buffers(recurse=False)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)

@@ -1,6 +1,6 @@
 """Build the student labs from the single source in ``solutions/``.
 
-``python -m nnlab.build`` (or ``make labs``) writes ``labs/NN_topic.ipynb`` for every ``solutions/NN_topic.ipynb``:
+``python -m nnlab.course.build`` (or ``make labs``) writes ``labs/NN_topic.ipynb`` for every ``solutions/NN_topic.ipynb``:
 
 - code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes ``raise NotImplementedError("Exercise N.k: ...")``
   (the exercise is named by the cell's ``# Exercise N.k: title`` comment line);
@@ -8,7 +8,7 @@
 - every output is cleared, and a first cell says the file is generated.
 
 The solutions are normalised in place too (outputs cleared), so both are stored without outputs.
-``python -m nnlab.build --check`` only compares and exits 1 when ``labs/`` is not what the build produces.
+``python -m nnlab.course.build --check`` only compares and exits 1 when ``labs/`` is not what the build produces.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 EXERCISE_LINE = re.compile(r"#\s*Exercise\s+(\d+\.\d+)\s*:?\s*(.*)")
 ANSWER_PLACEHOLDER = "**Your answer:** *(write your answer here)*"
@@ -133,7 +133,7 @@ def build(root: Path = ROOT, check: bool = False, verbose: bool = True) -> list[
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nnlab.build", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nnlab.course.build", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if labs/ is out of date")
     args = parser.parse_args(argv)
     differing = build(check=args.check)

@@ -8,18 +8,18 @@ Each exercise is registered once, here, with its reference solution and fixed in
 
 In a lab, after the student's function, a check cell runs::
 
-    flatten = nnlab.exercises.check("0.1", flatten)
+    flatten = nnlab.course.exercises.check("0.1", flatten)
 
 It calls the student's function and the reference on the same inputs and prints a verdict: passed, what differs
 (with a hint), or "not done yet" when the function still raises ``NotImplementedError``. Unless it passed, it
 returns the reference, so the rest of the lab runs with a correct function (and says so).
 
-Grading (:mod:`nnlab.grade`) uses :func:`verify`, which returns the verdict instead of printing it.
+Grading (:mod:`nnlab.course.grade`) uses :func:`verify`, which returns the verdict instead of printing it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -207,7 +207,7 @@ exercise("0.2", "vectors back into images", "unflatten", _unflatten_reference, _
 # Lab 01: images as vectors and templates ----------------------------------------------------------------
 def _cosine_similarity_reference(a, b):
     """All cosines a_i . b_j / (|a_i| |b_j|): a (N, D), b (M, D) -> (N, M) (nnlab.templates)."""
-    from nnlab.templates import cosine_similarity
+    from nnlab.templates.similarity import cosine_similarity
 
     return cosine_similarity(a, b)
 
@@ -221,13 +221,13 @@ def _lab01_cosine_cases():
 
 def _nearest_neighbour_reference(train_x, train_labels, x, similarity):
     """Label of the most similar training vector: train_x (M, D), train_labels (M,), x (N, D) -> (N,)."""
-    from nnlab.templates import nearest_neighbour_predict
+    from nnlab.templates.similarity import nearest_neighbour_predict
 
     return nearest_neighbour_predict(train_x, train_labels, x, similarity)
 
 
 def _lab01_nearest_neighbour_cases():
-    from nnlab.templates import SIMILARITIES
+    from nnlab.templates.similarity import SIMILARITIES
 
     g = torch.Generator().manual_seed(11)
     train_x, train_labels = torch.randn(40, 12, generator=g), torch.randint(0, 5, (40,), generator=g)
@@ -266,7 +266,7 @@ exercise("2.1", "top hidden units of a class", "top_hidden_units", _top_hidden_u
 # Lab 03: feature maps -----------------------------------------------------------------------------------
 def _receptive_field_reference(layers):
     """[(kernel, stride, padding), ...] from the input up -> (size, jump, start) of the last layer's units:
-    size R += (k-1) J, start S -= p J, jump J *= s, from R = J = 1, S = 0 (nnlab.receptive_field)."""
+    size R += (k-1) J, start S -= p J, jump J *= s, from R = J = 1, S = 0 (nnlab.features.receptive_fields)."""
     size, jump, start = 1, 1, 0
     for kernel, stride, padding in layers:
         size += (kernel - 1) * jump
@@ -359,7 +359,7 @@ exercise("5.2", "the guided ReLU backward rule", "guided_relu_backward", _guided
 # Lab 06: class activation maps --------------------------------------------------------------------------
 def _class_activation_map_reference(acts, fc_weight, classes):
     """CAM_c = sum_k W[c, k] A_k: acts (N, K, h, w), fc_weight (n_classes, K), classes (N,) -> (N, 1, h, w)
-    (nnlab.cam.CAM)."""
+    (nnlab.attribution.cam.CAM)."""
     weights = fc_weight[classes]                                       # (N, K)
     return (weights[:, :, None, None] * acts).sum(dim=1, keepdim=True)
 
@@ -379,8 +379,8 @@ exercise("6.1", "CAM from the feature maps and the linear weights", "class_activ
 # Lab 07: activation maximisation ------------------------------------------------------------------------
 def _total_variation_reference(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
     """TV of images x (N, C, H, W) -> (N,): mean over (c, i, j) of (dy^2 + dx^2)^(beta/2), forward differences
-    on the (H-1) x (W-1) top-left pixels (nnlab.objectives.total_variation_of)."""
-    from nnlab.objectives import total_variation_of
+    on the (H-1) x (W-1) top-left pixels (nnlab.featurevis.objectives.total_variation_of)."""
+    from nnlab.featurevis.objectives import total_variation_of
 
     return total_variation_of(x, beta)
 
@@ -432,13 +432,13 @@ def _lab08_search_cases():
 
 def _tsne_gradient_reference(P: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """dKL(P||Q)/dy_i = 4 sum_j (p_ij - q_ij)(y_i - y_j)(1 + |y_i - y_j|^2)^-1, for P (N, N) and Y (N, 2)."""
-    from nnlab.tsne import kl_gradient
+    from nnlab.embedding.tsne import kl_gradient
 
     return kl_gradient(P, Y)
 
 
 def _lab08_gradient_cases():
-    from nnlab.tsne import joint_probabilities
+    from nnlab.embedding.affinities import joint_probabilities
 
     g = torch.Generator().manual_seed(8)
     X = torch.randn(30, 5, generator=g, dtype=torch.float64)
@@ -460,8 +460,8 @@ exercise("8.2", "gradient of the t-SNE KL divergence", "tsne_gradient", _tsne_gr
 # Lab 09: trusting explanations --------------------------------------------------------------------------
 def _deletion_curve_reference(model, x, attr, target, step):
     """Deletion curve (Petsiuk et al., 2018): probability of class target[i] as the pixels of x (N, C, H, W) are set
-    to 0, ``step`` at a time, by decreasing attr (N, 1, H, W) -> (N, ceil(H*W / step) + 1) (nnlab.deletion)."""
-    from nnlab.deletion import deletion
+    to 0, ``step`` at a time, by decreasing attr (N, 1, H, W) -> (N, ceil(H*W / step) + 1) (nnlab.evaluation.perturbation)."""
+    from nnlab.evaluation.perturbation import deletion
 
     return deletion(model, x, attr, target, step=step).scores
 

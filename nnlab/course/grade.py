@@ -8,21 +8,19 @@ cut down still gets its rows, and never stops the run.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import multiprocessing as mp
 import re
-import sys
 from pathlib import Path
 from typing import List, Optional
 
-from nnlab import exercises
+from nnlab.course import exercises
 
 RESULT_MARK = "NNLAB-GRADE-RESULT:"
 
 _VERIFY_CELL = """
-import json as _json, nnlab.exercises as _ex
+import json as _json, nnlab.course.exercises as _ex
 _rows = []
 for _e in _ex.lab_exercises({lab!r}):
     _v = _ex.verify(_e.id, globals().get(_e.function) if callable(globals().get(_e.function)) else None)
@@ -146,8 +144,3 @@ def run(args) -> int:
         print(f"wrote {args.csv}")
     return 0
 
-
-if __name__ == "__main__":
-    from nnlab.cli import main
-
-    sys.exit(main(["grade", *sys.argv[1:]]))

@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import clear_output, display
 
 STYLE = {"description_width": "initial"}
@@ -39,7 +40,7 @@ def dataset_picker(datasets: dict, description: str = "dataset") -> widgets.Drop
 def layer_picker(model, layers: Optional[Sequence[str]] = None, description: str = "layer",
                  value: Optional[str] = None) -> widgets.Dropdown:
     """A dropdown listing the model's conv layers (or the given ``layers`` names)."""
-    from nnlab.hooks import conv_layer_names
+    from nnlab.core.hooks import conv_layer_names
 
     names = list(layers) if layers is not None else conv_layer_names(model)
     if not names:
@@ -115,3 +116,19 @@ def explore(render: Callable, title: Optional[str] = None, **controls) -> Explor
     explorer = Explorer(render, controls, title)
     display(explorer)
     return explorer
+
+
+def history_explorer(history, labels, classes: Optional[Sequence[str]] = None):
+    """A slider over the frames of ``TSNE.history_`` (an :func:`explore` panel)."""
+    from nnlab.viz.tsne import plot_embedding
+
+    iterations = [h.iteration for h in history]
+    step = iterations[1] - iterations[0] if len(iterations) > 1 else 1
+
+    def render(iteration):
+        h = min(history, key=lambda f: abs(f.iteration - iteration))
+        kl = "" if np.isnan(h.kl) else f", KL {h.kl:.3f}"
+        plot_embedding(h.embedding, labels, classes, title=f"iteration {h.iteration}{kl}")
+
+    return explore(render, title="t-SNE optimisation",
+                   iteration=int_slider("iteration", iterations[-1], iterations[0], iterations[-1], step))

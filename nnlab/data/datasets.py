@@ -21,16 +21,21 @@ import struct
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 MNIST_CLASSES = [str(d) for d in range(10)]
+
+
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -305,123 +310,3 @@ def faces() -> ImageSet:
     raise FileNotFoundError(
         "AT&T/ORL faces not found (searched " + ", ".join(map(str, searched)) + ") and the Olivetti faces could "
         "not be downloaded. Put the folders s1 .. s40 (each with 1.pgm .. 10.pgm) in $NNLAB_DATA/faces/att_faces.")
-
-
-# --------------------------------------------------------------------------- photographs
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-
-
-def _to_tensor(pil_image, size: Optional[int]) -> torch.Tensor:
-    """PIL image -> (3, H, W) float in [0, 1]; with ``size``: shorter side resized to ``size``, centre crop."""
-    image = pil_image.convert("RGB")
-    if size is not None:
-        w, h = image.size
-        scale = size / min(w, h)
-        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample=3)  # bicubic
-        w, h = image.size
-        left, top = (w - size) // 2, (h - size) // 2
-        image = image.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
-
-
-def load_image(path, size: Optional[int] = None) -> torch.Tensor:
-    """Read an image file as a ``(3, H, W)`` float tensor in [0, 1] (``size``: resize + centre-crop to a square).
-
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not an image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no image file at {path}")
-    try:
-        with Image.open(path) as img:
-            return _to_tensor(img, size)
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path} is not an image file PIL can read ({err})") from err
-
-
-def photos(size: int = 224) -> ImageSet:
-    """Photographs for the ImageNet labs: the images of ``$NNLAB_DATA/photos`` plus scikit-image's samples
-    (chelsea the cat, coffee, rocket, astronaut). ``(N, 3, size, size)`` in [0, 1]; ``.names`` are file names."""
-    from PIL import Image
-    import skimage.data
-
-    tensors, names, where = [], [], []
-    for root in data_dirs():
-        folder = root / "photos"
-        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-        for path in files:
-            try:
-                tensors.append(load_image(path, size))
-                names.append(path.stem)
-            except ValueError:
-                continue  # not an image: skipped
-        if files:
-            where.append(str(folder))
-    for name in ("chelsea", "coffee", "rocket", "astronaut"):
-        tensors.append(_to_tensor(Image.fromarray(getattr(skimage.data, name)()), size))
-        names.append(name)
-    where.append("scikit-image's sample images")
-    return ImageSet(images=torch.stack(tensors), labels=torch.full((len(tensors),), -1, dtype=torch.long),
-                    classes=[], source=f"{len(tensors)} photographs from " + " and ".join(where), names=names)
-
-
-# --------------------------------------------------------------------------- cluttered MNIST
-def digit_box(image, threshold: float = 0.1) -> tuple:
-    """Tight bounding box ``(left, top, right, bottom)`` (right/bottom exclusive) of the pixels above ``threshold``
-    in a ``(H, W)`` image (tensor or array)."""
-    mask = np.asarray(image) > threshold
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if len(rows) == 0:
-        return (0, 0, 0, 0)
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-
-
-def cluttered_mnist(n: int, canvas: int = 64, n_clutter: int = 6, clutter_size: int = 8,
-                    split: str = "train", seed: int = 0) -> ImageSet:
-    """Cluttered MNIST (after Mnih et al., 2014): one digit at a random place on a ``canvas x canvas`` image,
-    plus ``n_clutter`` fragments (``clutter_size`` squares) cut from other digits.
-
-    Returns an ImageSet ``(n, 1, canvas, canvas)`` whose ``.boxes`` (n, 4) give the digit's bounding box
-    ``(left, top, right, bottom)``: the ground truth for localisation. Deterministic for a ``seed``.
-    """
-    if canvas < 28:
-        raise ValueError(f"canvas must be at least 28 pixels (an MNIST digit), got {canvas}")
-    source = mnist(split)
-    rng = np.random.default_rng(seed)
-    digits = rng.integers(len(source), size=n)
-    others = rng.integers(len(source), size=(n, n_clutter))
-    cut_at = rng.integers(28 - clutter_size + 1, size=(n, n_clutter, 2))        # where a fragment is cut
-    put_at = rng.integers(canvas - clutter_size + 1, size=(n, n_clutter, 2))    # where it is pasted
-    digit_at = rng.integers(canvas - 28 + 1, size=(n, 2))
-    pixels = source.images[:, 0].numpy()
-    images = np.zeros((n, canvas, canvas), dtype=np.float32)
-    boxes = np.zeros((n, 4), dtype=np.float32)
-    s = clutter_size
-    for i in range(n):
-        for k in range(n_clutter):  # clutter first, the digit is drawn on top
-            (sy, sx), (ty, tx) = cut_at[i, k], put_at[i, k]
-            region = images[i, ty:ty + s, tx:tx + s]
-            np.maximum(region, pixels[others[i, k], sy:sy + s, sx:sx + s], out=region)
-        y, x = digit_at[i]
-        region = images[i, y:y + 28, x:x + 28]
-        np.maximum(region, pixels[digits[i]], out=region)
-        left, top, right, bottom = digit_box(pixels[digits[i]])
-        boxes[i] = (x + left, y + top, x + right, y + bottom)
-    images, boxes, digits = torch.from_numpy(images).unsqueeze(1), torch.from_numpy(boxes), torch.from_numpy(digits)
-    return ImageSet(images=images, labels=source.labels[digits].clone(), classes=list(MNIST_CLASSES),
-                    source=f"cluttered MNIST ({n} x {canvas}x{canvas}, {n_clutter} fragments, seed {seed}) "
-                           f"built from {source.source}", boxes=boxes)
-
-
-def check_images(x: torch.Tensor, channels: Optional[int] = None, size: Optional[Sequence[int]] = None,
-                 what: str = "x") -> torch.Tensor:
-    """Raise ``ValueError`` naming the expected shape unless ``x`` is a float tensor (N, C, H, W)."""
-    expected = f"(N, {channels if channels else 'C'}, {size[0] if size else 'H'}, {size[1] if size else 'W'})"
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{what} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
-    if x.ndim != 4 or (channels and x.shape[1] != channels) or (size and tuple(x.shape[2:]) != tuple(size)):
-        raise ValueError(f"{what} must have shape {expected}, got {tuple(x.shape)}"
-                         + (" (add a batch dimension with x[None])" if x.ndim == 3 else ""))
-    return x

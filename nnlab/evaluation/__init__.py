@@ -2,11 +2,11 @@
 
 | module                  | check                                                     | paper |
 |-------------------------|-----------------------------------------------------------|-------|
-| :mod:`nnlab.sanity_checks` | model and data randomisation: do the maps depend on the model? | Adebayo et al., 2018 |
-| :mod:`nnlab.deletion`      | deletion / insertion curves: do the pixels matter to the model? | Petsiuk et al., 2018 |
-| :mod:`nnlab.pointing_game` | does the map's maximum fall on the object?               | Zhang et al., 2016 |
+| :mod:`nnlab.evaluation.sanity_checks` | model and data randomisation: do the maps depend on the model? | Adebayo et al., 2018 |
+| :mod:`nnlab.evaluation.perturbation`      | deletion / insertion curves: do the pixels matter to the model? | Petsiuk et al., 2018 |
+| :mod:`nnlab.evaluation.pointing` | does the map's maximum fall on the object?               | Zhang et al., 2016 |
 
-Pictures of the results are in :mod:`nnlab.evaluate_plot`.
+Pictures of the results are in :mod:`nnlab.viz.evaluation`.
 
 Example::
 
@@ -15,15 +15,48 @@ Example::
     evaluate.deletion(model, x, attr).mean_auc
     evaluate.pointing_game(attr, boxes, size=(64, 64)).accuracy
 """
-from nnlab.deletion import PerturbationCurve, auc, deletion, insertion, perturbation_curve, pixel_order
-from nnlab.pointing_game import PointingResult, box_masks, max_points, pointing_game, random_baseline
-from nnlab.sanity_checks import (SIMILARITIES, RandomisationResult, data_randomisation, model_randomisation,
-                                 randomisable_layers, randomise_layers, rank, reinitialise, similarities, spearman,
-                                 spearman_abs, spearman_signed, ssim)
+
+from nnlab.evaluation.perturbation import PerturbationCurve, auc, deletion, insertion, perturbation_curve, pixel_order
+from nnlab.evaluation.pointing import PointingResult, box_masks, max_points, pointing_game, random_baseline
+from nnlab.evaluation.sanity_checks import (
+    SIMILARITIES,
+    RandomisationResult,
+    data_randomisation,
+    model_randomisation,
+    randomisable_layers,
+    randomise_layers,
+    rank,
+    reinitialise,
+    similarities,
+    spearman,
+    spearman_abs,
+    spearman_signed,
+    ssim,
+)
 
 __all__ = [
-    "model_randomisation", "data_randomisation", "RandomisationResult", "randomise_layers", "randomisable_layers",
-    "reinitialise", "similarities", "SIMILARITIES", "spearman", "spearman_abs", "spearman_signed", "ssim", "rank",
-    "deletion", "insertion", "perturbation_curve", "PerturbationCurve", "auc", "pixel_order",
-    "pointing_game", "PointingResult", "random_baseline", "box_masks", "max_points",
+    "model_randomisation",
+    "data_randomisation",
+    "RandomisationResult",
+    "randomise_layers",
+    "randomisable_layers",
+    "reinitialise",
+    "similarities",
+    "SIMILARITIES",
+    "spearman",
+    "spearman_abs",
+    "spearman_signed",
+    "ssim",
+    "rank",
+    "deletion",
+    "insertion",
+    "perturbation_curve",
+    "PerturbationCurve",
+    "auc",
+    "pixel_order",
+    "pointing_game",
+    "PointingResult",
+    "random_baseline",
+    "box_masks",
+    "max_points",
 ]

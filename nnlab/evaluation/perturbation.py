@@ -28,8 +28,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.attribution import Target, buffers_kept, check_images, fixed_target, model_device, target_scores
-from nnlab.plot import reduce_channels, upsample
+from nnlab.core.checks import check_images
+from nnlab.core.device import model_device
+from nnlab.core.hooks import buffers_kept
+from nnlab.core.maps import reduce_channels, upsample
+from nnlab.core.targets import Target, fixed_target, target_scores
 
 
 @dataclass
@@ -71,7 +74,7 @@ def pixel_order(attr: Optional[torch.Tensor], size: Sequence[int], n: Optional[i
                 seed: int = 0) -> torch.Tensor:
     """The pixels of each image by decreasing map value: (N, H * W) long, flat indices ``row * W + col``.
 
-    attr: maps (N, C, h, w); channels are combined with ``reduce`` (:func:`nnlab.plot.reduce_channels`), layer maps
+    attr: maps (N, C, h, w); channels are combined with ``reduce`` (:func:`nnlab.core.maps.reduce_channels`), layer maps
     are upsampled to ``size`` = (H, W) bilinearly. Pass ``attr.abs()`` to rank pixels by magnitude.
     Ties are broken in a random order (seeded), so ``attr=None`` (a constant map, all ties; give ``n``) is a
     random order: the baseline.

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from nnlab.plot import reduce_channels, upsample
+from nnlab.core.maps import reduce_channels, upsample
 
 
 @dataclass
@@ -66,7 +66,7 @@ def box_masks(boxes: torch.Tensor, size: Sequence[int], tolerance: float = 0.0) 
 def max_points(attr: torch.Tensor, size: Optional[Sequence[int]] = None, reduce: str = "sum") -> torch.Tensor:
     """(row, col) of the maximum of each map, (N, 2) long.
 
-    attr: (N, C, h, w); channels are combined with ``reduce`` (:func:`nnlab.plot.reduce_channels`; pass
+    attr: (N, C, h, w); channels are combined with ``reduce`` (:func:`nnlab.core.maps.reduce_channels`; pass
     ``attr.abs()`` for magnitudes), then the map is upsampled bilinearly to ``size`` = (H, W) (default: its own).
     On ties, the first maximum in row-major order wins.
     """

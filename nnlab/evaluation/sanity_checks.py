@@ -35,9 +35,11 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from nnlab.attribution import Target, buffers_kept, check_images, fixed_target, model_device
-from nnlab.hooks import get_layer
-from nnlab.plot import normalize, reduce_channels
+from nnlab.core.checks import check_images
+from nnlab.core.device import model_device
+from nnlab.core.hooks import buffers_kept, get_layer
+from nnlab.core.maps import normalize, reduce_channels
+from nnlab.core.targets import Target, fixed_target
 
 
 # --------------------------------------------------------------------------- similarity of two maps
@@ -97,7 +99,7 @@ def ssim(attr_a: torch.Tensor, attr_b: torch.Tensor, percentile: float = 99.0) -
     """Structural similarity (Wang et al., 2004) of the maps as shown, (N,) float64.
 
     Each map is abs(attr) summed over channels, scaled to [0, 1] by its ``percentile`` (values above are clipped;
-    :func:`nnlab.plot.normalize` with mode "abs"), then compared with ``skimage.metrics.structural_similarity``
+    :func:`nnlab.core.maps.normalize` with mode "abs"), then compared with ``skimage.metrics.structural_similarity``
     (window 7x7, or the largest odd size that fits a small layer map).
     """
     from skimage.metrics import structural_similarity

@@ -31,8 +31,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.hooks import LayerSpec, capture, eval_mode, frozen, layer_name, relu_backward_rule
-from nnlab.receptive_field import conv_arithmetic, layers_up_to
+from nnlab.core.hooks import (
+    LayerSpec,
+    capture,
+    eval_mode,
+    frozen,
+    layer_name,
+    relu_backward_rule,
+)
+from nnlab.features.receptive_fields import conv_arithmetic, layers_up_to
 
 Features = Union[int, Sequence[int], torch.Tensor, None]
 

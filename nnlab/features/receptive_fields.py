@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.hooks import LayerSpec, get_layer
+from nnlab.core.hooks import LayerSpec, get_layer
 
 # Layers that change the geometry, and layers that act pixel by pixel (the receptive field goes through them).
 GEOMETRIC = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)

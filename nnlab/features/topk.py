@@ -23,9 +23,9 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from nnlab.deconvnet import project
-from nnlab.hooks import LayerSpec, capture, eval_mode, layer_name
-from nnlab.receptive_field import crop, receptive_field
+from nnlab.core.hooks import LayerSpec, capture, eval_mode, layer_name
+from nnlab.features.deconvnet import project
+from nnlab.features.receptive_fields import crop, receptive_field
 
 
 @dataclass

@@ -37,8 +37,8 @@ from typing import Callable, Dict, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
-from nnlab.hooks import capture, conv_layer_names, eval_mode
-from nnlab.topk import TopActivations, top_activations
+from nnlab.core.hooks import capture, conv_layer_names, eval_mode
+from nnlab.features.topk import TopActivations, top_activations
 
 
 @dataclass

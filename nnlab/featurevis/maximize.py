@@ -6,7 +6,7 @@ Gradient *ascent* on the image ``x`` (the model's weights are fixed)::
 
 The pieces, each small and replaceable:
 
-* an **objective** (:mod:`nnlab.objectives`): what to maximise, regularisers included;
+* an **objective** (:mod:`nnlab.featurevis.objectives`): what to maximise, regularisers included;
 * an **image parameterisation**: :class:`PixelImage` (the pixels themselves, grey or RGB) or
   :class:`FourierImage` (a decorrelated Fourier spectrum, for ImageNet models);
 * **transforms**: :func:`jitter` (random shifts, applied before each forward pass),
@@ -16,7 +16,7 @@ The pieces, each small and replaceable:
 
 Example::
 
-    from nnlab.objectives import logit, total_variation
+    from nnlab.featurevis.objectives import logit, total_variation
     model = nnlab.models.pretrained("mnist_cnn")
     objective = logit(range(10)) - 30 * total_variation()      # image i maximises class i
     images, history = maximize(model, objective, shape=(10, 1, 28, 28), steps=256)
@@ -31,160 +31,26 @@ https://distill.pub/2018/differentiable-parameterizations/.
 """
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nnlab.hooks import capture, eval_mode, frozen, layer_names
-from nnlab.models import IMAGENET_MEAN, IMAGENET_STD
-from nnlab.objectives import INPUT, LOGITS, Objective, channel, logit, lp_norm, total_variation
-
-
-# --------------------------------------------------------------------------- image parameterisations
-class PixelImage:
-    """The image is its own parameter: pixels ``(N, C, H, W)``.
-
-    Initialised to ``init`` (a tensor ``(N, C, H, W)`` in ``[0, 1]``, copied) or to ``mean + std * noise``: by
-    default a dark image with a little noise, like the MNIST background (a grey start lets ink-hungry classes
-    such as 8 win over the target). Keep the pixels in ``[0, 1]`` with the :func:`clamp` transform (on by
-    default in :func:`maximize`).
-    """
-
-    def __init__(self, shape: Sequence[int], generator: Optional[torch.Generator] = None,
-                 mean: float = 0.0, std: float = 0.1, init: Optional[torch.Tensor] = None):
-        if init is not None:
-            if tuple(init.shape) != tuple(shape):
-                raise ValueError(f"init must have shape {tuple(shape)}, got {tuple(init.shape)}")
-            self.pixels = init.detach().clone().float()
-        else:
-            self.pixels = (mean + std * torch.randn(tuple(shape), generator=generator)).clamp(0, 1)
-        self.pixels.requires_grad_(True)
-
-    def parameters(self) -> List[torch.Tensor]:
-        return [self.pixels]
-
-    def __call__(self) -> torch.Tensor:
-        """The image ``(N, C, H, W)``."""
-        return self.pixels
-
-
-# Square root of the colour correlation of ImageNet pixels (rows: R, G, B), as in Lucid / Olah et al. (2017):
-# sampling in this decorrelated colour space and mixing back gives natural colour statistics.
-_COLOR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02],
-                                        [0.27, 0.00, -0.05],
-                                        [0.27, -0.09, 0.03]])
-
-
-class FourierImage:
-    """Image parameterised by its 2-D Fourier spectrum, scaled by ``1 / frequency^decay_power`` (Olah et al., 2017).
-
-    Gradient steps on the spectrum favour low frequencies, which removes the high-frequency noise that pixel
-    optimisation produces on ImageNet models. For RGB images the colours are decorrelated (ImageNet colour
-    statistics); a sigmoid maps the result into ``(0, 1)``. Shape ``(N, C, H, W)``, ``C`` = 1 or 3.
-    """
-
-    def __init__(self, shape: Sequence[int], generator: Optional[torch.Generator] = None,
-                 std: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True):
-        n, c, h, w = shape
-        self.shape = (n, c, h, w)
-        fy = torch.fft.fftfreq(h)[:, None]
-        fx = torch.fft.rfftfreq(w)[None, :]
-        frequency = torch.sqrt(fx ** 2 + fy ** 2)
-        self.scale = 1.0 / frequency.clamp(min=1.0 / max(h, w)) ** decay_power  # (h, w // 2 + 1)
-        self.spectrum = (std * torch.randn(n, c, h, w // 2 + 1, 2, generator=generator)).requires_grad_(True)
-        self.decorrelate = decorrelate and c == 3
-
-    def parameters(self) -> List[torch.Tensor]:
-        return [self.spectrum]
-
-    def __call__(self) -> torch.Tensor:
-        """The image ``(N, C, H, W)`` in ``(0, 1)``."""
-        n, c, h, w = self.shape
-        spectrum = torch.view_as_complex(self.spectrum) * self.scale
-        x = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho") / 4.0  # /4: Lucid's constant, keeps sigmoid unsaturated
-        if self.decorrelate:
-            mix = _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
-            x = torch.einsum("ij,njhw->nihw", mix, x)
-        return torch.sigmoid(x)
-
-
-# --------------------------------------------------------------------------- transforms
-class Transform:
-    """A transform of the image. ``when="forward"``: applied (differentiably) to the image before each forward pass;
-    ``when="after_step"``: applied in place to the pixels after an optimiser step (pixel images only)."""
-    when = "forward"
-
-    def __call__(self, x: torch.Tensor, step: int, generator: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class jitter(Transform):
-    """Shift the image by a random ``(dy, dx)`` in ``[-pixels, pixels]`` at every step (edges replicated),
-    so that the image cannot rely on exact pixel positions (Olah et al., 2017)."""
-    when = "forward"
-
-    def __init__(self, pixels: int = 2):
-        self.pixels = int(pixels)
-
-    def __call__(self, x, step, generator):
-        d = self.pixels
-        if d <= 0:
-            return x
-        dy, dx = torch.randint(0, 2 * d + 1, (2,), generator=generator).tolist()
-        padded = F.pad(x, (d, d, d, d), mode="replicate")
-        return padded[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
-
-    def __repr__(self):
-        return f"jitter({self.pixels})"
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur images ``x (N, C, H, W)`` with a Gaussian of standard deviation ``sigma`` pixels
-    (separable, edges reflected)."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    kernel = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    kernel = kernel / kernel.sum()
-    c = x.shape[1]
-    mode = "reflect" if min(x.shape[-2:]) > radius else "replicate"
-    x = F.pad(x, (radius, radius, radius, radius), mode=mode)
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-class blur(Transform):
-    """Every ``every`` steps, blur the pixels with a Gaussian of ``sigma`` pixels (Yosinski et al., 2015)."""
-    when = "after_step"
-
-    def __init__(self, sigma: float = 0.5, every: int = 4):
-        self.sigma, self.every = float(sigma), int(every)
-
-    def __call__(self, x, step, generator):
-        if self.every > 0 and self.sigma > 0 and (step + 1) % self.every == 0:
-            return gaussian_blur(x, self.sigma)
-        return x
-
-    def __repr__(self):
-        return f"blur({self.sigma:g}, every={self.every})"
-
-
-class clamp(Transform):
-    """Clip the pixels to the valid range ``[low, high]`` after every step."""
-    when = "after_step"
-
-    def __init__(self, low: float = 0.0, high: float = 1.0):
-        self.low, self.high = low, high
-
-    def __call__(self, x, step, generator):
-        return x.clamp(self.low, self.high)
-
-    def __repr__(self):
-        return f"clamp({self.low:g}, {self.high:g})"
+from nnlab.core.hooks import capture, eval_mode, frozen, layer_names
+from nnlab.featurevis.objectives import (
+    INPUT,
+    LOGITS,
+    Objective,
+    channel,
+    logit,
+    lp_norm,
+    total_variation,
+)
+from nnlab.featurevis.param import FourierImage, PixelImage
+from nnlab.featurevis.transforms import Transform, blur, clamp, jitter
+from nnlab.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 
 # --------------------------------------------------------------------------- the renderer
@@ -218,7 +84,7 @@ def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps
     """Maximise ``objective`` by gradient ascent on the image (Adam on the image parameters).
 
     model: maps images ``(N, C, H, W)`` to logits ``(N, K)``; used in eval mode, its weights frozen, both restored.
-    objective: an :class:`nnlab.objectives.Objective` (one value per image; the renderer minimises ``-sum``).
+    objective: an :class:`nnlab.featurevis.objectives.Objective` (one value per image; the renderer minimises ``-sum``).
     shape: ``(N, C, H, W)``, or ``(C, H, W)`` for one image. Batched: one target per image (``logit(range(N))``),
         or address image ``i`` with ``batch=i``.
     param: ``"pixels"`` (:class:`PixelImage`), ``"fourier"`` (:class:`FourierImage`) or a parameterisation object.
@@ -239,7 +105,7 @@ def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps
         images, history = maximize(model, logit(7) - 30 * total_variation(), shape=(1, 1, 28, 28))
     """
     if not isinstance(objective, Objective):
-        raise ValueError(f"objective must be an nnlab.objectives.Objective, got {type(objective).__name__}")
+        raise ValueError(f"objective must be an nnlab.featurevis.objectives.Objective, got {type(objective).__name__}")
     shape = tuple(int(s) for s in shape)
     if len(shape) == 3:
         shape = (1,) + shape
@@ -413,5 +279,3 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
                     transforms=transforms, normalize=normalize, init=seed_input, progress=progress)
 
 
-__all__ = ["PixelImage", "FourierImage", "Transform", "jitter", "blur", "clamp", "gaussian_blur",
-           "Rendering", "maximize", "visualize_activation", "IMAGENET_MEAN", "IMAGENET_STD"]

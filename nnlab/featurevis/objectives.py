@@ -5,7 +5,7 @@ Objectives compose like numbers: ``+``, ``-``, multiplication by a scalar and th
 composition is a weighted sum of named *terms*, so the renderer (:func:`nnlab.featurevis.maximize`) can record
 each term at every step. Regularisers are objectives on the input image, subtracted with a weight::
 
-    from nnlab.objectives import logit, channel, total_variation, lp_norm
+    from nnlab.featurevis.objectives import logit, channel, total_variation, lp_norm
 
     objective = logit(7) - 10 * total_variation() - 1 * lp_norm(6)
     objective.name           # 'logit(7) - 10 * total_variation(2) - 1 * lp_norm(6)'

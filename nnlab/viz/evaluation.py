@@ -1,12 +1,12 @@
 """Pictures of the evaluation of saliency maps: randomisation curves and maps, deletion / insertion curves,
 pointing-game scores and points.
 
-Companion of :mod:`nnlab.sanity_checks`, :mod:`nnlab.deletion` and :mod:`nnlab.pointing_game` (which return raw
+Companion of :mod:`nnlab.evaluation.sanity_checks`, :mod:`nnlab.evaluation.perturbation` and :mod:`nnlab.evaluation.pointing` (which return raw
 results; everything visual is here).
 
 Example::
 
-    from nnlab.evaluate_plot import plot_similarity, show_randomised_maps, plot_curves, plot_pointing_game
+    from nnlab.viz.evaluation import plot_similarity, show_randomised_maps, plot_curves, plot_pointing_game
     results = {"gradient": model_randomisation(Saliency(model), x), "guided": model_randomisation(GuidedBackprop(model), x)}
     plot_similarity(results)                       # Adebayo et al.'s figure: similarity per randomised layer
     show_randomised_maps(results["gradient"], x)   # the maps as the layers become random
@@ -17,10 +17,10 @@ from typing import Dict, Optional, Sequence, Union
 
 import torch
 
-from nnlab.deletion import PerturbationCurve, pixel_order
-from nnlab.plot import overlay, show_image, show_map
-from nnlab.pointing_game import PointingResult
-from nnlab.sanity_checks import RandomisationResult
+from nnlab.evaluation.perturbation import PerturbationCurve, pixel_order
+from nnlab.evaluation.pointing import PointingResult
+from nnlab.evaluation.sanity_checks import RandomisationResult
+from nnlab.viz.images import overlay, show_image, show_map
 
 MEASURE_NAMES = {"spearman_abs": "Spearman rank correlation of |attr|", "spearman": "Spearman rank correlation",
                  "ssim": "SSIM of the normalised maps"}
@@ -83,7 +83,7 @@ def show_randomised_maps(result: RandomisationResult, images: Optional[torch.Ten
                          percentile: float = 99.0):
     """The maps of some images after each randomisation step: one row per image, one column per step (the image
     first when ``images`` (N, C, H, W) is given). Each map is normalised on its own (``mode``, ``percentile``,
-    see :func:`nnlab.plot.normalize`); layer maps are upsampled to the image size. Returns the figure."""
+    see :func:`nnlab.core.maps.normalize`); layer maps are upsampled to the image size. Returns the figure."""
     import matplotlib.pyplot as plt
 
     extra = 1 if images is not None else 0

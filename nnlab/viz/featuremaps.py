@@ -1,6 +1,6 @@
 """Plots for feature maps, filters and Zeiler-Fergus projections (labs 03 and 04).
 
-Every function takes raw tensors (from ``nnlab.deconvnet``, ``nnlab.topk``, ``nnlab.training_dynamics``) and does
+Every function takes raw tensors (from ``nnlab.features.deconvnet``, ``nnlab.features.topk``, ``nnlab.features.training_dynamics``) and does
 the display scaling itself, saying which in the figure. Signed projections are shown as ``0.5 + p / (2 max|p|)``
 (grey = 0), each on its own scale, the usual look of deconvnet images. Returns the matplotlib figure.
 """
@@ -11,8 +11,9 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from nnlab.hooks import capture, conv_layer_names, eval_mode, get_layer, layer_name
-from nnlab.plot import normalize, show_image, to_numpy_image
+from nnlab.core.hooks import capture, conv_layer_names, eval_mode, get_layer, layer_name
+from nnlab.core.maps import normalize
+from nnlab.viz.images import show_image, to_numpy_image
 
 
 # --------------------------------------------------------------------------- mosaics of small maps

@@ -1,5 +1,5 @@
 """Figures for activation maximisation (lab 07): rendered images, the history of each term, a unit beside its
-top-9 patches. Plotting only; the computations live in :mod:`nnlab.featurevis` and :mod:`nnlab.objectives`.
+top-9 patches. Plotting only; the computations live in :mod:`nnlab.featurevis` and :mod:`nnlab.featurevis.objectives`.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from nnlab.featuremaps_plot import mosaic
+from nnlab.viz.featuremaps import mosaic
 
 
 def _pixels(image: torch.Tensor) -> np.ndarray:

@@ -20,7 +20,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from nnlab.plot import normalize, show_image
+from nnlab.core.maps import normalize
+from nnlab.viz.images import show_image
 
 
 def _scaled(templates: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -83,7 +84,7 @@ def show_hidden_unit(model, unit: int, classes: Optional[Sequence[str]] = None, 
     Returns the figure."""
     import matplotlib.pyplot as plt
 
-    from nnlab.templates import outgoing_weights
+    from nnlab.templates.weights import outgoing_weights
 
     templates, votes = model.templates(), outgoing_weights(model)[:, unit]
     if not 0 <= unit < len(templates):
@@ -119,7 +120,7 @@ def show_top_units(model, target: int, k: int = 6, x: Optional[torch.Tensor] = N
     class shown first. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    from nnlab.templates import outgoing_weights, top_hidden_units
+    from nnlab.templates.weights import outgoing_weights, top_hidden_units
 
     units = top_hidden_units(model, target, k, x) if units is None else torch.as_tensor(units).flatten()
     k = len(units)
@@ -146,7 +147,7 @@ def show_neighbours(x: torch.Tensor, train, label: Optional[int] = None,
     Returns the figure."""
     import matplotlib.pyplot as plt
 
-    from nnlab.templates import nearest_neighbours
+    from nnlab.templates.similarity import nearest_neighbours
 
     fig, axes = plt.subplots(1, 1 + len(similarities), figsize=(size * (1 + len(similarities)), size * 1.4))
     show_image(x, axes[0], title="test image" + ("" if label is None else f"\n{train.classes[label]}"))

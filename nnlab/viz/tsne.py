@@ -1,12 +1,12 @@
 """Pictures of t-SNE: embeddings coloured by class (optionally with image thumbnails), the optimisation over time,
 and one point's neighbourhood distribution ``p_{j|i}``.
 
-Companion of :mod:`nnlab.tsne` (which returns raw arrays; everything visual is here).
+Companion of :mod:`nnlab.embedding` (which returns raw arrays; everything visual is here).
 
 Example::
 
-    from nnlab.tsne import TSNE
-    from nnlab.tsne_plot import plot_embedding, plot_history
+    from nnlab.embedding import TSNE
+    from nnlab.viz.tsne import plot_embedding, plot_history
     t = TSNE(history_every=10, random_state=0)
     Y = t.fit_transform(x)                                     # x: (N, 1, 28, 28) digits
     plot_embedding(Y, labels, classes, images=x)               # scatter + thumbnails
@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+
 
 def class_colors(n_classes: int):
     """One colour per class: matplotlib's ``tab10`` (``tab20`` for more than 10 classes)."""
@@ -142,21 +143,6 @@ def animate_history(history, labels, classes: Optional[Sequence[str]] = None, in
     plt.close(fig)
     return animation
 
-
-def history_explorer(history, labels, classes: Optional[Sequence[str]] = None):
-    """A slider over the frames of ``TSNE.history_`` (an :func:`nnlab.widgets.explore` panel)."""
-    from nnlab import widgets as W
-
-    iterations = [h.iteration for h in history]
-    step = iterations[1] - iterations[0] if len(iterations) > 1 else 1
-
-    def render(iteration):
-        h = min(history, key=lambda f: abs(f.iteration - iteration))
-        kl = "" if np.isnan(h.kl) else f", KL {h.kl:.3f}"
-        plot_embedding(h.embedding, labels, classes, title=f"iteration {h.iteration}{kl}")
-
-    return W.explore(render, title="t-SNE optimisation",
-                     iteration=W.int_slider("iteration", iterations[-1], iterations[0], iterations[-1], step))
 
 
 def plot_neighbourhood(P_cond, i: int, images=None, k: int = 8, ax=None):

@@ -1,0 +1,106 @@
+"""Occlusion: how much the target score drops when a window of the input is covered (Zeiler & Fergus, 2014).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from nnlab.attribution.base import Attribution
+from nnlab.core.checks import check_images
+from nnlab.core.hooks import buffers_kept
+from nnlab.core.targets import Target, fixed_target, target_scores
+
+
+# --------------------------------------------------------------------------- occlusion
+def _pair(v, name: str) -> Tuple[int, int]:
+    pair = (v, v) if isinstance(v, numbers.Integral) else tuple(v)
+    if len(pair) != 2 or any(int(p) < 1 for p in pair):
+        raise ValueError(f"{name} must be a positive int or a pair (height, width), got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class Occlusion(Attribution):
+    """Drop of the target score when a window of the image is covered: for every window position p,
+    drop_p = S_c(x) - S_c(x with the window at p replaced by the baseline).
+
+    Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", 2014, section 4.2,
+    https://arxiv.org/abs/1311.2901.
+
+    :meth:`drops` returns the drop for each window position, (N, n_rows, n_cols), the definition itself.
+    :meth:`attribute` spreads it back to input space, (N, C, H, W): each pixel gets the mean drop of the windows
+    that cover it (0 where no window does), the same for every channel (the window covers all channels),
+    as Captum's ``Occlusion`` does. Positive = covering it lowers the score = evidence for the target.
+
+    Args:
+        window: window size, int or (height, width).
+        stride: step between window positions, int or (rows, cols); default: the window size (no overlap).
+            Positions are ``0, stride, 2 stride, ...`` while the window fits in the image.
+        baseline: what covers the image: a number (0 = black; 0.5 = grey), a tensor broadcastable to
+            (N, C, H, W) (a per-channel mean (C, 1, 1), a blurred copy of x, ...).
+        batch_size: occluded images per forward pass.
+        progress: show a progress bar over the window positions.
+
+    Example::
+
+        attr = Occlusion(model, window=8, stride=4, baseline=0.5).attribute(x, target=3)
+    """
+
+    def __init__(self, model: nn.Module, window=8, stride=None, baseline: Union[float, torch.Tensor] = 0.0,
+                 batch_size: int = 64, progress: bool = False):
+        super().__init__(model)
+        self.window = _pair(window, "window")
+        self.stride = _pair(stride if stride is not None else window, "stride")
+        self.baseline, self.batch_size, self.progress = baseline, batch_size, progress
+
+    def positions(self, height: int, width: int) -> Tuple[list, list]:
+        """Top rows and left columns of the window positions for an image of size (height, width)."""
+        (wh, ww), (sh, sw) = self.window, self.stride
+        if wh > height or ww > width:
+            raise ValueError(f"window {self.window} is larger than the image ({height}, {width})")
+        return list(range(0, height - wh + 1, sh)), list(range(0, width - ww + 1, sw))
+
+    def drops(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+        """Score drop for every window position: (N, n_rows, n_cols), detached, on ``x``'s device."""
+        from tqdm.auto import tqdm
+
+        x_ = self._prepare(x)
+        n, _, height, width = x_.shape
+        rows, cols = self.positions(height, width)
+        baseline = torch.as_tensor(self.baseline, dtype=x_.dtype, device=x_.device).expand_as(x_)
+        windows = [(r, c) for r in rows for c in cols]
+        per_batch = max(1, self.batch_size // n)
+        drops = torch.empty(n, len(windows), dtype=x_.dtype, device=x_.device)
+        with torch.no_grad(), buffers_kept(self.model):
+            output = self.model(x_)
+            target = fixed_target(output, target)
+            clean = target_scores(output, target)
+            for start in tqdm(range(0, len(windows), per_batch), desc="Occlusion", disable=not self.progress):
+                chunk = windows[start:start + per_batch]
+                covered = []
+                for r, c in chunk:
+                    xo = x_.clone()
+                    window = (slice(None), slice(None), slice(r, r + self.window[0]), slice(c, c + self.window[1]))
+                    xo[window] = baseline[window]
+                    covered.append(xo)
+                # one forward pass for len(chunk) positions x n images; the targets repeat for each position
+                chunk_target = target if callable(target) else target.repeat(len(chunk))
+                scores = target_scores(self.model(torch.cat(covered)), chunk_target).view(len(chunk), n)
+                drops[:, start:start + len(chunk)] = (clean[None, :] - scores).T
+        return drops.view(n, len(rows), len(cols)).to(x.device)
+
+    def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+        check_images(x)
+        drops = self.drops(x, target)
+        n, c, height, width = x.shape
+        rows, cols = self.positions(height, width)
+        total = torch.zeros(n, 1, height, width, dtype=drops.dtype, device=drops.device)
+        count = torch.zeros(1, 1, height, width, dtype=drops.dtype, device=drops.device)
+        for i, r in enumerate(rows):
+            for j, col in enumerate(cols):
+                window = (slice(None), slice(None), slice(r, r + self.window[0]), slice(col, col + self.window[1]))
+                total[window] += drops[:, i, j].view(n, 1, 1, 1)
+                count[window] += 1
+        return (total / count.clamp(min=1)).expand(n, c, height, width).clone()

@@ -1,0 +1,54 @@
+"""SmoothGrad: the gradient averaged over noisy copies of the input (Smilkov et al., 2017).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from nnlab.attribution.base import Attribution
+from nnlab.core.hooks import buffers_kept
+from nnlab.core.targets import Target, fixed_target
+
+
+class SmoothGrad(Attribution):
+    """Mean gradient over noisy copies of the input: attr = 1/n sum_s d S_c / d x (x + eps_s), (N, C, H, W),
+    eps_s ~ N(0, sigma^2), sigma = noise_level * (max(x_i) - min(x_i)) for each image i.
+
+    Smilkov, Thorat, Kim, Viegas & Wattenberg, "SmoothGrad: removing noise by adding noise", 2017,
+    https://arxiv.org/abs/1706.03825.
+
+    Args:
+        n_samples: number of noisy copies (the paper: 50).
+        noise_level: sigma relative to each image's value range (the paper: 10-20 %).
+        seed: seeds the noise. The same noise pattern eps_s is used for every image of the batch, so the
+            result for an image does not depend on the other images in the batch.
+        progress: show a progress bar over the samples.
+
+    Example::
+
+        attr = SmoothGrad(model, n_samples=25, noise_level=0.15).attribute(x)
+    """
+
+    def __init__(self, model: nn.Module, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0,
+                 progress: bool = False):
+        super().__init__(model)
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        self.n_samples, self.noise_level, self.seed, self.progress = n_samples, noise_level, seed, progress
+
+    def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+        from tqdm.auto import tqdm
+
+        x_ = self._prepare(x)
+        if target is None:  # the prediction for the clean image, not for each noisy copy
+            with torch.no_grad(), buffers_kept(self.model):
+                target = fixed_target(self.model(x_), None)
+        value_range = x_.flatten(1).amax(1) - x_.flatten(1).amin(1)
+        sigma = (self.noise_level * value_range).view(-1, 1, 1, 1)
+        generator = torch.Generator(device=x_.device).manual_seed(self.seed)
+        total = torch.zeros_like(x_)
+        for _ in tqdm(range(self.n_samples), desc="SmoothGrad", disable=not self.progress):
+            eps = torch.randn((1, *x_.shape[1:]), generator=generator, device=x_.device, dtype=x_.dtype)
+            grads, _ = self.input_gradient(x_ + sigma * eps, target)
+            total += grads
+        return (total / self.n_samples).to(x.device)

@@ -1,0 +1,22 @@
+"""Shared by every room: hooks and backward rules, targets, devices, input checks, map maths.
+
+Imports nothing else of nnlab: everything else imports it.
+"""
+
+from nnlab.core.checks import check_images
+from nnlab.core.device import model_device
+from nnlab.core.hooks import (
+    LayerSpec,
+    layer_names,
+    conv_layer_names,
+    get_layer,
+    layer_name,
+    capture,
+    eval_mode,
+    frozen,
+    assert_no_hooks,
+    relu_backward_rule,
+    buffers_kept,
+)
+from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize
+from nnlab.core.targets import Target, target_classes, target_scores, fixed_target

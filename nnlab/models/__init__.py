@@ -1,0 +1,27 @@
+"""Lab architectures, the lab-model zoo and its verified cache, ImageNet models with their own
+normalisation, training.
+
+May import: nnlab.core, nnlab.data.
+"""
+
+from nnlab.models.architectures import (
+    LogisticRegression,
+    MLP,
+    MnistCNN,
+    ClutteredCNN,
+    BoxRegressor,
+    OrientationCNN,
+    fold_batch_norm,
+)
+from nnlab.models.imagenet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    imagenet_normalize,
+    imagenet_denormalize,
+    imagenet_classes,
+    imagenet_weights_available,
+    imagenet_model,
+    Normalized,
+)
+from nnlab.models.training import accuracy, train_classifier
+from nnlab.models.zoo import ModelSpec, REGISTRY, register, seeded, model_path, pretrained, main

@@ -1,0 +1,35 @@
+"""Every figure: ``show_*`` draws images, ``plot_*`` draws charts. Plotting only; the maths lives below.
+
+May import: every room but nnlab.course and nnlab.cli.
+"""
+
+from nnlab.viz.evaluation import (
+    MEASURE_NAMES,
+    plot_similarity,
+    show_randomised_maps,
+    plot_curves,
+    show_perturbation_steps,
+    plot_pointing_game,
+    show_pointing,
+)
+from nnlab.viz.featuremaps import (
+    mosaic,
+    plot_filters,
+    plot_feature_maps,
+    plot_random_feature_maps,
+    plot_top_activations,
+    plot_projection_steps,
+    plot_projections,
+    plot_layer_change,
+    plot_features_over_training,
+)
+from nnlab.viz.featurevis import plot_images, plot_history, plot_units_and_patches
+from nnlab.viz.images import to_numpy_image, show_image, show_map, overlay, gallery
+from nnlab.viz.templates import show_template, show_templates, show_hidden_unit, show_top_units, show_neighbours
+from nnlab.viz.tsne import (
+    class_colors,
+    spread_out,
+    plot_embedding,
+    animate_history,
+    plot_neighbourhood,
+)
