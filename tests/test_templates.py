@@ -96,7 +96,7 @@ def test_bad_inputs_raise_value_errors():
     with pytest.raises(ValueError, match="one label per item"):
         T.nearest_neighbour_predict(B, torch.zeros(4), A)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        T.total_variation(torch.zeros(3, 4))
+        T.roughness(torch.zeros(3, 4))
 
 
 def test_standardise_uses_the_reference_statistics():
@@ -114,7 +114,7 @@ def test_standardise_uses_the_reference_statistics():
 # --------------------------------------------------------------------------- templates
 def test_total_variation_and_template_noise_exact():
     t = torch.tensor([[[[0.0, 1.0], [1.0, 3.0]]]])            # down: 1 + 2, right: 1 + 2
-    assert T.total_variation(t).tolist() == [6.0]
+    assert T.roughness(t).tolist() == [6.0]
     assert torch.allclose(T.template_noise(t), torch.tensor([6.0 / 5.0]))
     assert torch.allclose(T.template_noise(10 * t), T.template_noise(t))   # blind to the scale
     assert T.template_noise(torch.ones(1, 1, 5, 5)).item() == 0.0          # flat: no noise
@@ -197,7 +197,7 @@ def test_l2_templates_are_smoother_than_long_unpenalised_training():
     l2 = T.train_hidden_layer(x, y, hidden=32, epochs=100, lr=3e-3, batch_size=len(x), weight_decay=3e-2,
                               progress=False)
     noise_plain, noise_l2 = (T.template_noise(m.templates()).mean().item() for m in (plain, l2))
-    tv_plain, tv_l2 = (T.total_variation(m.templates()).mean().item() for m in (plain, l2))
+    tv_plain, tv_l2 = (T.roughness(m.templates()).mean().item() for m in (plain, l2))
     assert noise_l2 < 0.8 * noise_plain, (noise_l2, noise_plain)
     assert tv_l2 < 0.5 * tv_plain, (tv_l2, tv_plain)
 

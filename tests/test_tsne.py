@@ -256,7 +256,7 @@ def test_plots_show_classes_frames_and_thumbnails():
     from matplotlib.offsetbox import AnnotationBbox
 
     from nnlab.course.widgets import history_explorer
-    from nnlab.viz.tsne import animate_history, plot_embedding, plot_history, plot_neighbourhood
+    from nnlab.viz.tsne import animate_history, plot_embedding, plot_embedding_history, plot_neighbourhood
     X, labels = blobs(60)
     t = TSNE(perplexity=10, max_iter=300, history_every=50)
     Y = t.fit_transform(X)
@@ -265,10 +265,10 @@ def test_plots_show_classes_frames_and_thumbnails():
     ax = plot_embedding(Y, labels, classes, images=images, thumbnails=5)
     assert [text.get_text() for text in ax.get_legend().get_texts()] == classes
     assert 1 <= sum(isinstance(a, AnnotationBbox) for a in ax.artists) <= 5
-    fig = plot_history(t.history_, labels, classes, [0, 100, 300])
+    fig = plot_embedding_history(t.history_, labels, classes, [0, 100, 300])
     assert [a.get_title().split(",")[0] for a in fig.axes[:3]] == ["iteration 0", "iteration 100", "iteration 300"]
     with pytest.raises(ValueError, match="not in the history"):
-        plot_history(t.history_, labels, classes, [7])
+        plot_embedding_history(t.history_, labels, classes, [7])
     html = animate_history(t.history_, labels).to_jshtml()
     assert html.count("data:image/png") == len(t.history_)               # one frame per recorded step
     explorer = history_explorer(t.history_, labels, classes)

@@ -98,10 +98,11 @@ class BaseCAM(Attribution):
         """Raise ``ValueError`` when the method does not apply to this model (default: always applies)."""
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-        return self._attribute(x, target)[0]
+        return self.attribute_with_target(x, target)[0]
 
-    def _attribute(self, x: torch.Tensor, target: Target) -> Tuple[torch.Tensor, Target]:
-        """The map (N, 1, h, w) on x's device, and the target used (predicted classes filled in)."""
+    def attribute_with_target(self, x: torch.Tensor, target: Target = None) -> Tuple[torch.Tensor, Target]:
+        """The map (N, 1, h, w) on x's device, and the target it explains (``None`` replaced by the predicted
+        classes), so that a second method can explain the same classes (as :class:`GuidedGradCAM` does)."""
         x_ = self._prepare(x)
         grad_mode = torch.enable_grad() if self.uses_gradients else torch.no_grad()
         with grad_mode, frozen(self.model), buffers_kept(self.model), \
@@ -222,7 +223,7 @@ class GuidedGradCAM(Attribution):
         self.interpolate_mode = interpolate_mode
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-        cam, target = self.gradcam._attribute(x, target)      # the same classes for both passes
+        cam, target = self.gradcam.attribute_with_target(x, target)      # the same classes for both passes
         guided = self.guided.attribute(x, target)
         options = {"align_corners": False} if self.interpolate_mode in ("bilinear", "bicubic") else {}
         cam = F.interpolate(cam, size=x.shape[-2:], mode=self.interpolate_mode, **options)

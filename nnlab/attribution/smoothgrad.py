@@ -6,8 +6,7 @@ import torch
 import torch.nn as nn
 
 from nnlab.attribution.base import Attribution
-from nnlab.core.hooks import buffers_kept
-from nnlab.core.targets import Target, fixed_target
+from nnlab.core.targets import Target, predicted_target
 
 
 class SmoothGrad(Attribution):
@@ -40,9 +39,7 @@ class SmoothGrad(Attribution):
         from tqdm.auto import tqdm
 
         x_ = self._prepare(x)
-        if target is None:  # the prediction for the clean image, not for each noisy copy
-            with torch.no_grad(), buffers_kept(self.model):
-                target = fixed_target(self.model(x_), None)
+        target = predicted_target(self.model, x_, target)  # for the clean image, not for each noisy copy
         value_range = x_.flatten(1).amax(1) - x_.flatten(1).amin(1)
         sigma = (self.noise_level * value_range).view(-1, 1, 1, 1)
         generator = torch.Generator(device=x_.device).manual_seed(self.seed)

@@ -6,6 +6,7 @@ import numbers
 from typing import Callable, Sequence, Union
 
 import torch
+import torch.nn as nn
 
 Target = Union[None, int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -52,3 +53,17 @@ def target_scores(output: torch.Tensor, target: Target) -> torch.Tensor:
 def fixed_target(output: torch.Tensor, target: Target) -> Target:
     """``target`` with ``None`` replaced by the predicted classes (to reuse over several passes)."""
     return target if callable(target) else target_classes(output, target)
+
+
+def predicted_target(model: nn.Module, x: torch.Tensor, target: Target) -> Target:
+    """``target`` kept fixed for several passes: a callable or given classes as they are, ``None`` replaced by the
+    classes the model predicts for ``x`` (N, C, H, W), computed once without gradients, on x's device. The
+    model's batch-norm statistics are left as they were."""
+    if callable(target):
+        return target
+    from nnlab.core.device import model_device
+    from nnlab.core.hooks import buffers_kept
+
+    with torch.no_grad(), buffers_kept(model):
+        output = model(x.detach().to(model_device(model, x.device)))
+    return fixed_target(output, target).to(x.device)

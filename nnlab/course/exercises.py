@@ -227,13 +227,13 @@ def _nearest_neighbour_reference(train_x, train_labels, x, similarity):
 
 
 def _lab01_nearest_neighbour_cases():
-    from nnlab.templates.similarity import SIMILARITIES
+    from nnlab.templates.similarity import VECTOR_SIMILARITIES
 
     g = torch.Generator().manual_seed(11)
     train_x, train_labels = torch.randn(40, 12, generator=g), torch.randint(0, 5, (40,), generator=g)
     x = torch.randn(15, 12, generator=g)
-    return [(train_x, train_labels, x, SIMILARITIES["euclidean"]), (train_x, train_labels, x, SIMILARITIES["cosine"]),
-            (train_x, train_labels, 3 * train_x[:6], SIMILARITIES["cosine"])]
+    return [(train_x, train_labels, x, VECTOR_SIMILARITIES["euclidean"]), (train_x, train_labels, x, VECTOR_SIMILARITIES["cosine"]),
+            (train_x, train_labels, 3 * train_x[:6], VECTOR_SIMILARITIES["cosine"])]
 
 
 exercise("1.1", "cosine similarity", "cosine_similarity", _cosine_similarity_reference, _lab01_cosine_cases,

@@ -19,7 +19,7 @@ Example::
 from nnlab.evaluation.perturbation import PerturbationCurve, auc, deletion, insertion, perturbation_curve, pixel_order
 from nnlab.evaluation.pointing import PointingResult, box_masks, max_points, pointing_game, random_baseline
 from nnlab.evaluation.sanity_checks import (
-    SIMILARITIES,
+    MAP_SIMILARITIES,
     RandomisationResult,
     data_randomisation,
     model_randomisation,
@@ -42,7 +42,7 @@ __all__ = [
     "randomisable_layers",
     "reinitialise",
     "similarities",
-    "SIMILARITIES",
+    "MAP_SIMILARITIES",
     "spearman",
     "spearman_abs",
     "spearman_signed",

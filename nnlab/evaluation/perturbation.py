@@ -32,7 +32,7 @@ from nnlab.core.checks import check_images
 from nnlab.core.device import model_device
 from nnlab.core.hooks import buffers_kept
 from nnlab.core.maps import reduce_channels, upsample
-from nnlab.core.targets import Target, fixed_target, target_scores
+from nnlab.core.targets import Target, predicted_target, target_scores
 
 
 @dataclass
@@ -143,7 +143,7 @@ def perturbation_curve(model: nn.Module, x: torch.Tensor, attr: Optional[torch.T
     scores = torch.empty(n, n_steps + 1)
     per_batch = max(1, batch_size // n)                                         # steps per forward pass
     with torch.no_grad(), buffers_kept(model):
-        target = fixed_target(model(image), target)
+        target = predicted_target(model, image, target)
         for first in tqdm(range(0, n_steps + 1, per_batch), desc=mode, disable=not progress):
             counts = changed[first:first + per_batch]                           # (s,)
             mask = (when[:, None, :] < counts[None, :, None]).to(device)        # (N, s, H*W): already changed?

@@ -10,7 +10,7 @@ https://arxiv.org/abs/1810.03292.
 - **Data randomisation**: the same architecture trained on shuffled labels (it can only memorise): a map that
   explains the model must differ from the map of the model trained on the true labels.
 
-Similarity to the original maps, one number per image (:data:`SIMILARITIES`):
+Similarity to the original maps, one number per image (:data:`MAP_SIMILARITIES`):
 
 | name           | what is compared                                                              |
 |----------------|-------------------------------------------------------------------------------|
@@ -36,10 +36,9 @@ import torch
 import torch.nn as nn
 
 from nnlab.core.checks import check_images
-from nnlab.core.device import model_device
-from nnlab.core.hooks import buffers_kept, get_layer
+from nnlab.core.hooks import get_layer
 from nnlab.core.maps import normalize, reduce_channels
-from nnlab.core.targets import Target, fixed_target
+from nnlab.core.targets import Target, predicted_target
 
 
 # --------------------------------------------------------------------------- similarity of two maps
@@ -117,20 +116,20 @@ def ssim(attr_a: torch.Tensor, attr_b: torch.Tensor, percentile: float = 99.0) -
 
 
 #: name -> function (attr_a, attr_b) -> (N,) similarity of each pair of maps.
-SIMILARITIES = {"spearman_abs": spearman_abs, "spearman": spearman_signed, "ssim": ssim}
+MAP_SIMILARITIES = {"spearman_abs": spearman_abs, "spearman": spearman_signed, "ssim": ssim}
 
 
 def _check_measures(measures: Sequence[str]) -> None:
-    unknown = [m for m in measures if m not in SIMILARITIES]
+    unknown = [m for m in measures if m not in MAP_SIMILARITIES]
     if unknown:
-        raise ValueError(f"unknown similarity {unknown}; choose from {list(SIMILARITIES)}")
+        raise ValueError(f"unknown similarity {unknown}; choose from {list(MAP_SIMILARITIES)}")
 
 
 def similarities(attr_a: torch.Tensor, attr_b: torch.Tensor,
                  measures: Sequence[str] = ("spearman_abs", "ssim")) -> Dict[str, torch.Tensor]:
-    """``{measure: (N,) similarity of each pair of maps}`` for the named ``measures`` (see :data:`SIMILARITIES`)."""
+    """``{measure: (N,) similarity of each pair of maps}`` for the named ``measures`` (see :data:`MAP_SIMILARITIES`)."""
     _check_measures(measures)
-    return {m: SIMILARITIES[m](attr_a, attr_b) for m in measures}
+    return {m: MAP_SIMILARITIES[m](attr_a, attr_b) for m in measures}
 
 
 # --------------------------------------------------------------------------- randomising layers
@@ -222,15 +221,6 @@ def _method_name(method) -> str:
     return type(method).__name__
 
 
-def _fixed_target(model: nn.Module, x: torch.Tensor, target: Target) -> Target:
-    """The target with ``None`` replaced by the model's predicted classes (to keep it for every step)."""
-    if callable(target):
-        return target
-    with torch.no_grad(), buffers_kept(model):
-        output = model(x.detach().to(model_device(model, x.device)))
-    return fixed_target(output, target).to(x.device)
-
-
 def model_randomisation(method, x: torch.Tensor, target: Target = None, order: str = "cascading",
                         layers: Optional[Sequence[str]] = None,
                         measures: Sequence[str] = ("spearman_abs", "ssim"), seed: int = 0,
@@ -247,7 +237,7 @@ def model_randomisation(method, x: torch.Tensor, target: Target = None, order: s
         x: images (N, C, H, W).
         target: as for ``attribute``; ``None``: the class the *original* model predicts, kept for every step.
         order: ``"cascading"`` or ``"independent"`` (see :func:`randomise_layers`); layers, seed: idem.
-        measures: names from :data:`SIMILARITIES`.
+        measures: names from :data:`MAP_SIMILARITIES`.
     Returns:
         a :class:`RandomisationResult`: steps ``["original", *layers]``, the maps, and ``similarity[measure]``
         of shape (1 + n_layers, N).
@@ -263,7 +253,7 @@ def model_randomisation(method, x: torch.Tensor, target: Target = None, order: s
     _check_measures(measures)
     private = copy.deepcopy(method)          # the method's model and layers are copied together
     layers = list(reversed(randomisable_layers(private.model))) if layers is None else list(layers)
-    target = _fixed_target(private.model, x, target)
+    target = predicted_target(private.model, x, target)
     original = private.attribute(x, target)
     result = RandomisationResult(_method_name(method), order, ["original"], {"original": original})
     steps = randomise_layers(private.model, order, layers, seed)
@@ -271,7 +261,7 @@ def model_randomisation(method, x: torch.Tensor, target: Target = None, order: s
         result.steps.append(name)
         result.maps[name] = private.attribute(x, target)
     for measure in measures:
-        compare = SIMILARITIES[measure]
+        compare = MAP_SIMILARITIES[measure]
         result.similarity[measure] = torch.stack([compare(original, result.maps[s]) for s in result.steps])
     return result
 
@@ -305,12 +295,12 @@ def data_randomisation(method, shuffled_model: nn.Module, x: torch.Tensor, targe
     except RuntimeError as err:
         raise ValueError(f"shuffled_model must have the architecture of the method's model "
                          f"({type(method.model).__name__}): {err}") from err
-    target = _fixed_target(method.model, x, target)
+    target = predicted_target(method.model, x, target)
     original = method.attribute(x, target)
     shuffled = other.attribute(x, target)
     result = RandomisationResult(_method_name(method), "data", ["original", "shuffled labels"],
                                  {"original": original, "shuffled labels": shuffled})
     for measure in measures:
-        compare = SIMILARITIES[measure]
+        compare = MAP_SIMILARITIES[measure]
         result.similarity[measure] = torch.stack([compare(original, original), compare(original, shuffled)])
     return result

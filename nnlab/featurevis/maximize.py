@@ -193,9 +193,9 @@ def _is_torchvision(model: nn.Module) -> bool:
     return type(model).__module__.startswith("torchvision.models")
 
 
-def _unit(layer: Optional[str], index, batch=None) -> Objective:
+def _unit(layer: Optional[str], feature, batch=None) -> Objective:
     """The class score for ``layer`` None / "logits", else the channel (or fully connected unit) of ``layer``."""
-    return logit(index, batch=batch) if layer in (None, LOGITS) else channel(layer, index, batch=batch)
+    return logit(feature, batch=batch) if layer in (None, LOGITS) else channel(layer, feature, batch=batch)
 
 
 def _default_shape(model: nn.Module) -> Tuple[int, int, int]:

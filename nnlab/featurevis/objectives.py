@@ -221,41 +221,41 @@ def logit(target: Index, batch: Batch = None) -> Objective:
     return Objective(f"logit({_text(target)}{_suffix(batch)})", fn, layers=[LOGITS])
 
 
-def channel(layer: str, index: Index, batch: Batch = None) -> Objective:
-    """The mean over positions of feature map ``index`` of ``layer``: ``acts[layer][:, index].mean((h, w))``.
+def channel(layer: str, feature: Index, batch: Batch = None) -> Objective:
+    """The mean over positions of feature map ``feature`` of ``layer``: ``acts[layer][:, feature].mean((h, w))``.
 
-    For a fully connected layer (output ``(N, C)``) it is the unit's value. ``index``: a channel, or a list of N
+    For a fully connected layer (output ``(N, C)``) it is the unit's value. ``feature``: a channel, or a list of N
     channels (one per image).
     """
-    index = _as_index(index)
+    feature = _as_index(feature)
     batch = _as_batch(batch)
 
     def fn(acts):
-        a = _pick(_read(acts, layer), index)
+        a = _pick(_read(acts, layer), feature)
         return _select(a.reshape(a.shape[0], -1).mean(dim=1), batch)
-    return Objective(f"channel({layer}, {_text(index)}{_suffix(batch)})", fn, layers=[layer])
+    return Objective(f"channel({layer}, {_text(feature)}{_suffix(batch)})", fn, layers=[layer])
 
 
-def neuron(layer: str, index: Index, y: Optional[int] = None, x: Optional[int] = None,
+def neuron(layer: str, feature: Index, row: Optional[int] = None, col: Optional[int] = None,
            batch: Batch = None) -> Objective:
-    """One position ``(y, x)`` of feature map ``index`` of ``layer``: ``acts[layer][:, index, y, x]``.
+    """One position ``(row, col)`` of feature map ``feature`` of ``layer``: ``acts[layer][:, feature, row, col]``.
 
-    ``y``, ``x`` default to the centre of the map (``h // 2``, ``w // 2``). ``index``: a channel, or a list of N
-    channels (one per image).
+    ``row``, ``col`` default to the centre of the map (``h // 2``, ``w // 2``). ``feature``: a channel, or a list
+    of N channels (one per image).
     """
-    index = _as_index(index)
+    feature = _as_index(feature)
     batch = _as_batch(batch)
 
     def fn(acts):
-        a = _pick(_read(acts, layer), index)
+        a = _pick(_read(acts, layer), feature)
         if a.dim() == 1:  # fully connected layer: the unit itself
             return _select(a, batch)
         h, w = a.shape[-2:]
-        yy = h // 2 if y is None else y
-        xx = w // 2 if x is None else x
-        return _select(a[:, yy, xx], batch)
-    where = "" if y is None and x is None else f", {y}, {x}"
-    return Objective(f"neuron({layer}, {_text(index)}{where}{_suffix(batch)})", fn, layers=[layer])
+        r = h // 2 if row is None else row
+        c = w // 2 if col is None else col
+        return _select(a[:, r, c], batch)
+    where = "" if row is None and col is None else f", {row}, {col}"
+    return Objective(f"neuron({layer}, {_text(feature)}{where}{_suffix(batch)})", fn, layers=[layer])
 
 
 # --------------------------------------------------------------------------- regularisers (on the input)

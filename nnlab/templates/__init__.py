@@ -10,7 +10,7 @@ from nnlab.templates.similarity import (
     dot_product,
     euclidean_distance,
     cosine_similarity,
-    SIMILARITIES,
+    VECTOR_SIMILARITIES,
     Similarity,
     similarity,
     standardise,
@@ -20,4 +20,4 @@ from nnlab.templates.similarity import (
     NearestNeighbor,
 )
 from nnlab.templates.training import train_logistic_regression, train_hidden_layer
-from nnlab.templates.weights import total_variation, template_noise, outgoing_weights, top_hidden_units
+from nnlab.templates.weights import roughness, template_noise, outgoing_weights, top_hidden_units

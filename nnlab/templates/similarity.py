@@ -86,7 +86,7 @@ def _negative_euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 #: Similarities by name, each ``(a (N, D), b (M, D)) -> (N, M)``, larger = more alike (the Euclidean one is the
 #: negative distance, so that the nearest neighbour is always the *argmax*).
-SIMILARITIES = {"euclidean": _negative_euclidean, "cosine": cosine_similarity, "dot": dot_product}
+VECTOR_SIMILARITIES = {"euclidean": _negative_euclidean, "cosine": cosine_similarity, "dot": dot_product}
 
 
 Similarity = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
@@ -95,10 +95,10 @@ Similarity = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 def _similarity_fn(kind: Similarity) -> Callable:
     if callable(kind):
         return kind
-    if kind not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {sorted(SIMILARITIES)} or a function (a, b) -> (N, M), "
+    if kind not in VECTOR_SIMILARITIES:
+        raise ValueError(f"similarity must be one of {sorted(VECTOR_SIMILARITIES)} or a function (a, b) -> (N, M), "
                          f"got {kind!r}")
-    return SIMILARITIES[kind]
+    return VECTOR_SIMILARITIES[kind]
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor, kind: Similarity = "euclidean") -> torch.Tensor:

@@ -10,8 +10,8 @@ from nnlab.templates.similarity import flatten
 
 
 # =========================================================================== reading the templates
-def total_variation(templates: torch.Tensor) -> torch.Tensor:
-    """Total variation of each template: the sum of absolute differences between neighbouring pixels,
+def roughness(templates: torch.Tensor) -> torch.Tensor:
+    """Roughness of each template, its anisotropic (L1) total variation: the sum of absolute differences between neighbouring pixels,
     ``sum |t[i+1, j] - t[i, j]| + |t[i, j+1] - t[i, j]|`` (over channels too). templates ``(N, C, H, W)`` -> ``(N,)``.
 
     Rudin, Osher & Fatemi (1992), https://doi.org/10.1016/0167-2789(92)90242-F
@@ -24,13 +24,13 @@ def total_variation(templates: torch.Tensor) -> torch.Tensor:
 
 
 def template_noise(templates: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """How noisy each template is, whatever its scale: ``total_variation(t) / sum |t|``. ``(N, C, H, W)`` -> ``(N,)``.
+    """How noisy each template is, whatever its scale: ``roughness(t) / sum |t|``. ``(N, C, H, W)`` -> ``(N,)``.
 
     The mean jump between neighbouring pixels relative to the mean pixel magnitude: about 0 for a smooth picture,
     about 2.8 for white noise. Dividing by ``sum |t|`` makes it blind to the scale (``t`` and ``10 t`` score the
     same), so an L2 penalty cannot lower it just by shrinking the weights.
     """
-    return total_variation(templates) / templates.abs().flatten(1).sum(1).clamp(min=eps)
+    return roughness(templates) / templates.abs().flatten(1).sum(1).clamp(min=eps)
 
 
 def outgoing_weights(model) -> torch.Tensor:

@@ -14,22 +14,23 @@ from nnlab.viz.evaluation import (
 )
 from nnlab.viz.featuremaps import (
     mosaic,
-    plot_filters,
-    plot_feature_maps,
-    plot_random_feature_maps,
-    plot_top_activations,
-    plot_projection_steps,
-    plot_projections,
+    show_filters,
+    show_feature_maps,
+    show_random_feature_maps,
+    show_top_activations,
+    show_projection_steps,
+    show_projections,
     plot_layer_change,
-    plot_features_over_training,
+    show_features_over_training,
 )
-from nnlab.viz.featurevis import plot_images, plot_history, plot_units_and_patches
+from nnlab.viz.featurevis import show_images, plot_term_history, show_units_and_patches
 from nnlab.viz.images import to_numpy_image, show_image, show_map, overlay, gallery
 from nnlab.viz.templates import show_template, show_templates, show_hidden_unit, show_top_units, show_neighbours
 from nnlab.viz.tsne import (
     class_colors,
     spread_out,
     plot_embedding,
+    plot_embedding_history,
     animate_history,
     plot_neighbourhood,
 )

@@ -60,7 +60,7 @@ def _pixels(images: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- filters and feature maps
-def plot_filters(model, layer=None, ncols: int = 8, size: float = 0.8):
+def show_filters(model, layer=None, ncols: int = 8, size: float = 0.8):
     """The filters of a conv layer (default: the first) as images, each on the same symmetric scale
     (red positive, blue negative; RGB filters as 0.5 + w / (2 max|w|))."""
     import matplotlib.pyplot as plt
@@ -88,7 +88,7 @@ def _maps(model, x, layers):
     return acts
 
 
-def plot_feature_maps(model, x: torch.Tensor, layers: Optional[Sequence[str]] = None, ncols: int = 16,
+def show_feature_maps(model, x: torch.Tensor, layers: Optional[Sequence[str]] = None, ncols: int = 16,
                       size: float = 0.6):
     """All feature maps of one image ``x (1, C, H, W)`` for every layer in ``layers`` (default: the conv layers),
     one block per layer. Maps of a layer share one scale (so weak maps look weak): grey from 0 to the layer's
@@ -111,7 +111,7 @@ def plot_feature_maps(model, x: torch.Tensor, layers: Optional[Sequence[str]] = 
     return fig
 
 
-def plot_random_feature_maps(model, x: torch.Tensor, layer, n: int = 16, seed: int = 0, ncols: int = 8,
+def show_random_feature_maps(model, x: torch.Tensor, layer, n: int = 16, seed: int = 0, ncols: int = 8,
                              size: float = 1.2):
     """``n`` randomly chosen (seeded) feature maps of ``layer`` for one image ``x (1, C, H, W)``, each titled
     with its index, on one shared scale."""
@@ -134,7 +134,7 @@ def plot_random_feature_maps(model, x: torch.Tensor, layer, n: int = 16, seed: i
 
 
 # --------------------------------------------------------------------------- Zeiler-Fergus figures
-def plot_top_activations(top, features: Optional[Sequence[int]] = None, ncols: int = 4, grid: int = 3,
+def show_top_activations(top, features: Optional[Sequence[int]] = None, ncols: int = 4, grid: int = 3,
                          size: float = 1.1):
     """The Zeiler-Fergus figure: for each feature, a ``grid x grid`` block of the projections of its strongest
     activations (left) beside the image patches they come from (right). ``top``: a ``TopActivations``;
@@ -164,7 +164,7 @@ def plot_top_activations(top, features: Optional[Sequence[int]] = None, ncols: i
     return fig
 
 
-def plot_projection_steps(steps, image: Optional[torch.Tensor] = None, max_channels: int = 8, width: float = 8.0):
+def show_projection_steps(steps, image: Optional[torch.Tensor] = None, max_channels: int = 8, width: float = 8.0):
     """The deconvnet's way down, one row per step (from ``deconvnet.project_steps``): the kept feature map, then
     the first ``max_channels`` channels of the reconstruction after each step; red +, blue -, white 0, one
     shared scale per step."""
@@ -195,7 +195,7 @@ def plot_projection_steps(steps, image: Optional[torch.Tensor] = None, max_chann
     return fig
 
 
-def plot_projections(x: torch.Tensor, projections: Dict[str, torch.Tensor], size: float = 1.6):
+def show_projections(x: torch.Tensor, projections: Dict[str, torch.Tensor], size: float = 1.6):
     """Images ``x (N, C, H, W)`` and their projections ``{layer: (N, C, H, W)}``: one row per image, one column
     per layer, each projection on its own scale (grey = 0)."""
     import matplotlib.pyplot as plt
@@ -235,7 +235,7 @@ def plot_layer_change(dyn):
     return fig
 
 
-def plot_features_over_training(dyn, size: float = 1.0):
+def show_features_over_training(dyn, size: float = 1.0):
     """Zeiler & Fergus, Fig. 4: one row per snapshot epoch; the first-layer filters, then for each followed
     layer the projections of the chosen features' strongest activations over the probe images."""
     import matplotlib.pyplot as plt

@@ -17,7 +17,7 @@ def _pixels(image: torch.Tensor) -> np.ndarray:
     return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
 
 
-def plot_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, ncols: int = 10, size: float = 1.2,
+def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, ncols: int = 10, size: float = 1.2,
                 suptitle: Optional[str] = None):
     """A row (or grid) of rendered images ``(N, C, H, W)`` in ``[0, 1]``, grey from black 0 to white 1."""
     import matplotlib.pyplot as plt
@@ -40,7 +40,7 @@ def plot_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, nc
     return fig
 
 
-def plot_history(history: Dict[str, torch.Tensor], image: int = 0, terms: Optional[Sequence[str]] = None,
+def plot_term_history(history: Dict[str, torch.Tensor], image: int = 0, terms: Optional[Sequence[str]] = None,
                  ax=None, title: Optional[str] = None):
     """The value of each named term (and the objective) of image ``image`` at every step of :func:`maximize`,
     one curve per term. Terms that are zero for this image all along (another image's target) are left out."""
@@ -61,7 +61,7 @@ def plot_history(history: Dict[str, torch.Tensor], image: int = 0, terms: Option
     return ax
 
 
-def plot_units_and_patches(rendered: torch.Tensor, patches: torch.Tensor, features: Sequence[int], layer: str,
+def show_units_and_patches(rendered: torch.Tensor, patches: torch.Tensor, features: Sequence[int], layer: str,
                            size: float = 1.3):
     """For each feature: the maximised unit cropped to its receptive field (``rendered (F, C, h, w)``) beside a
     3x3 mosaic of its top-9 patches (``patches (F, 9, C, h, w)``, e.g. ``TopActivations.patches``)."""

@@ -6,11 +6,11 @@ Companion of :mod:`nnlab.embedding` (which returns raw arrays; everything visual
 Example::
 
     from nnlab.embedding import TSNE
-    from nnlab.viz.tsne import plot_embedding, plot_history
+    from nnlab.viz.tsne import plot_embedding, plot_embedding_history
     t = TSNE(history_every=10, random_state=0)
     Y = t.fit_transform(x)                                     # x: (N, 1, 28, 28) digits
     plot_embedding(Y, labels, classes, images=x)               # scatter + thumbnails
-    plot_history(t.history_, labels, classes, [0, 50, 250, 1000])
+    plot_embedding_history(t.history_, labels, classes, [0, 50, 250, 1000])
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def plot_embedding(Y, labels, classes: Optional[Sequence[str]] = None, *, ax=Non
     return ax
 
 
-def plot_history(history, labels, classes: Optional[Sequence[str]] = None, iterations: Optional[Sequence[int]] = None,
+def plot_embedding_history(history, labels, classes: Optional[Sequence[str]] = None, iterations: Optional[Sequence[int]] = None,
                  ncols: int = 4, size: float = 3.0):
     """Small multiples of the optimisation: the frames of ``TSNE.history_`` at ``iterations`` (default: 8 frames
     spread over the run), each titled with its iteration and KL. Returns the figure."""
