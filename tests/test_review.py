@@ -281,3 +281,19 @@ def test_merge_rejects_unknown_questions_labs_duplicates_and_foreign_csvs(course
     write(rows, fields=["lab", "question", "submission"])
     assert _merge(course, sheet)[0] == 1
     assert "not a review CSV, missing the columns points, comment" in capsys.readouterr().err
+
+
+def test_a_submission_spelt_differently_in_the_grades_is_the_same_file(course):
+    other = str(course["subs"]["alice"].parent / ".." / "alice" / "42_fake.ipynb")
+    rows = _rows(course["grades"])
+    rows[0]["submission"] = other
+    with open(course["grades"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=rv.GRADE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    sheet = _filled(course, {("alice", "Q42.1"): "1"})
+    page = (sheet.parent / "42_fake_review.html").read_text(encoding="utf-8")
+    assert "<td>passed 1.0/1.0</td>" in page
+    rc, merged = _merge(course, sheet)
+    assert rc == 0
+    assert [r["exercise"] for r in _rows(merged) if r["submission"] == other] == ["42.1", "Q42.1", "Q42.2"]

@@ -230,6 +230,9 @@ def merge(review_csvs: List[Path], grades_csv: Path, solutions: Path = SOLUTIONS
     with open(grades_csv, newline="") as f:
         fields = csv.DictReader(f).fieldnames
     rows = read_grades(grades_csv)
+    spelling = {}                                        # a file -> how the grades CSV names it
+    for g in rows:
+        spelling.setdefault(Path(g["submission"]).resolve(), g["submission"])
     maxima: Dict[str, Dict[str, float]] = {}
     new: Dict[tuple, dict] = {}
     for sheet in review_csvs:
@@ -260,8 +263,7 @@ def merge(review_csvs: List[Path], grades_csv: Path, solutions: Path = SOLUTIONS
                                          f"got {text!r}") from None
                     if not 0 <= points <= most:      # also rejects nan
                         raise ValueError(f"{where}: points must be from 0 to {most:g}, got {text}")
-                submission = next((g["submission"] for g in rows if _same_file(g["submission"], Path(r["submission"]))),
-                                  r["submission"])         # the grades' spelling of the same file
+                submission = spelling.get(Path(r["submission"]).resolve(), r["submission"])
                 key = (submission, r["question"])
                 if key in new:
                     raise ValueError(f"{where}: {key[0]} {key[1]} is reviewed twice")
