@@ -16,7 +16,8 @@ from importlib import import_module
 from typing import List, Optional
 
 #: command modules, in the order ``nnlab --help`` lists them (``grade`` goes here too)
-COMMANDS = {"explain": "nnlab.cli.explain", "grade": "nnlab.course.grade"}
+COMMANDS = {"explain": "nnlab.cli.explain", "grade": "nnlab.course.grade",
+            "review": "nnlab.course.review"}  # adds `review` and `review-merge`
 
 
 def main(argv: Optional[List[str]] = None) -> int:
