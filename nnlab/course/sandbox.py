@@ -70,8 +70,18 @@ def _limits_command(limits: Limits) -> List[str]:
             "--core=0", "--"]
 
 
-def _user_command() -> List[str]:
+def _others_can_run_python() -> bool:
+    """True when an unprivileged user can reach and execute this Python (not so under a mode-700 /root)."""
+    path = Path(os.path.realpath(sys.executable))
+    return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
+
+
+def _user_command(mode: str) -> List[str]:
     if os.geteuid() != 0:
+        return []
+    if mode != "bubblewrap" and not _others_can_run_python():
+        print(f"WARNING: nnlab sandbox ({mode}): {sys.executable} is not reachable by an unprivileged user, "
+              f"so the submission runs as root", file=sys.stderr)
         return []
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
             "--bounding-set=-all", "--"]
@@ -110,7 +120,7 @@ def run(argv: Sequence[str], workdir: Path, timeout: float, limits: Optional[Lim
                    "LANG": "C.UTF-8", "PYTHONPATH": pkg, "PYTHONNOUSERSITE": "1"}
     environment.update({k: v.format(work=work, pkg=pkg) for k, v in (env or {}).items()})
     command = [a.format(work=work, pkg=pkg) for a in argv]
-    inner = _user_command() + _limits_command(limits) + command
+    inner = _user_command(mode) + _limits_command(limits) + command
     if mode == "bubblewrap":
         wrap = ["bwrap", "--tmpfs", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                 "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
