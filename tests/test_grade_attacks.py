@@ -230,10 +230,11 @@ def test_every_process_is_gone_at_the_end_even_after_setsid(tmp_path):
     csv_file.write_text("submission,points\nalice,0\n")
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "daemon.py").write_text(
-        f"import os, sys, time\nos.setsid()\ntime.sleep(8)\nopen({str(csv_file)!r}, 'w').write('alice,2')\n")
+        f"import os, sys, time\nos.setsid()\nopen('up', 'w').write(str(os.getsid(0)))\ntime.sleep(8)\nopen({str(csv_file)!r}, 'w').write('alice,2')\n")
     result = _run(tmp_path, f"""
-        import subprocess, sys
-        subprocess.Popen([sys.executable, 'daemon.py', {token!r}], start_new_session=True)
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, 'daemon.py', {token!r}])
+        time.sleep(1.5)                      # long enough for the daemon to leave our process group
         print('started')
         """)
     assert "started" in result.output
@@ -245,6 +246,7 @@ def test_every_process_is_gone_at_the_end_even_after_setsid(tmp_path):
                 alive.append(pid)
         except OSError:
             pass
+    assert (tmp_path / "copy" / "up").is_file()           # the daemon did start, in its own session
     assert alive == []
     assert csv_file.read_text() == "submission,points\nalice,0\n"
 

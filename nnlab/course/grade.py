@@ -130,6 +130,8 @@ def _judge(ex, cases, sent) -> Tuple[str, str]:
             return "failed", f"case {number}: no output came back"
         expected = to_data(ex.reference(*_clone(args), **_clone(kwargs)))
         problem = exercises.compare(row[1], expected, ex.rtol, ex.atol)
+        if problem and isinstance(row[1], str) and row[1].startswith("<"):
+            problem += f" ({row[1][1:-1]})"
         if problem is None:
             problem = exercises.compare(row[2], to_data((args, kwargs)), 0, 0, "your function's input")
             if problem:
