@@ -258,3 +258,23 @@ def test_without_bubblewrap_it_falls_back_loudly(tmp_path, monkeypatch, capsys):
     assert "WARNING" in capsys.readouterr().err
     assert result.mode in ("unshare", "rlimits only") and sandbox.LAST_MODE == result.mode
     assert "ran" in result.output
+
+
+def test_outputs_cross_as_plain_data_only(tmp_path):
+    import numpy as np
+    import torch
+
+    from nnlab.course.kernel import to_data
+
+    data = to_data({"t": torch.ones(2, requires_grad=True), "a": np.arange(3), "f": np.float32(1.5), "o": object(),
+                    "m": torch.nn.Linear(2, 1), "g": (i for i in range(3)), "big": torch.zeros(3),
+                    "deep": [[[[[[[[[[1]]]]]]]]]]})
+    assert isinstance(data["t"], torch.Tensor) and not data["t"].requires_grad
+    assert torch.equal(data["a"], torch.arange(3)) and data["f"] == 1.5
+    assert data["o"] == "<unsupported: object>" and data["g"] == "<unsupported: generator>"
+    assert data["m"]["__module__"] == "Linear" and set(data["m"]) == {"__module__", "weight", "bias"}
+    assert "nested too deep" in str(data["deep"])
+    assert to_data(torch.zeros(10), budget=[5]).startswith("<too large")
+    path = tmp_path / "r.pt"
+    torch.save(data, path)
+    assert torch.load(path, weights_only=True)["o"] == "<unsupported: object>"   # loads without pickle code
