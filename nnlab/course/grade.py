@@ -200,8 +200,8 @@ def _shared_dirs() -> Dict[str, str]:
             if os.environ.get(n) and os.path.isdir(os.environ[n])}
 
 
-def _kernel_env(threads: int = 1) -> Dict[str, str]:
-    env = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
+def _kernel_env() -> Dict[str, str]:
+    env = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1",
            "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": "{work}/.mpl"}
     for name in _shared_dirs():
         env[name] = "{work}/.shared/" + name
@@ -222,11 +222,8 @@ def _read_only_dirs() -> List[str]:
 
 
 def grade_one(path: Path, timeout: int = 600, cell_timeout: int = 300, mode: Optional[str] = None,
-              limits: Optional[sandbox.Limits] = None, threads: Optional[int] = None) -> List[dict]:
-    """Grade one submission; one row per exercise of its lab (one ``error`` row when it is no notebook).
-    ``threads``: torch threads of its kernel (default: all the cores)."""
-    import os
-
+              limits: Optional[sandbox.Limits] = None) -> List[dict]:
+    """Grade one submission; one row per exercise of its lab (one ``error`` row when it is no notebook)."""
     import nbformat
 
     base = {"submission": str(path), "lab": "", "flag": ""}
@@ -266,12 +263,11 @@ def grade_one(path: Path, timeout: int = 600, cell_timeout: int = 300, mode: Opt
                 shutil.copyfile(f, work / ".mpl" / f.name)
         except Exception:  # noqa: BLE001 - only a speed-up
             pass
-        threads = max(1, int(threads or os.cpu_count() or 1))
-        torch.save({"cells": cells, "exercise_cells": job_cells, "cell_timeout": cell_timeout, "threads": threads,
+        torch.save({"cells": cells, "exercise_cells": job_cells, "cell_timeout": cell_timeout,
                     "cases": {i: c for i, c in cases.items() if any(i == x for v in job_cells.values()
                                                                       for x, _ in v)}}, work / "job.pt")
         result = sandbox.run(["python", "-m", "nnlab.course.kernel", "{work}"], work, timeout,
-                             limits=limits, env=_kernel_env(threads), read_only=_read_only_dirs(), mode=mode)
+                             limits=limits, env=_kernel_env(), read_only=_read_only_dirs(), mode=mode)
         results_file = work / "out" / "results.pt"
         sent, problem = None, None
         if result.timed_out:
@@ -322,15 +318,11 @@ def grade(paths: List[Path], timeout: int = 600, cell_timeout: int = 300, progre
           mode: Optional[str] = None) -> List[dict]:
     """Grade every submission (see :func:`grade_one`), ``jobs`` at a time, each in its own sandbox; the rows
     come in the order of ``paths``."""
-    import os
-
     from tqdm.auto import tqdm
-
-    threads = max(1, (os.cpu_count() or 1) // max(1, int(jobs)))    # the cores shared among the kernels
 
     def one(p):
         try:
-            return grade_one(Path(p), timeout, cell_timeout, mode=mode, threads=threads)
+            return grade_one(Path(p), timeout, cell_timeout, mode=mode)
         except Exception as err:  # noqa: BLE001 - one broken submission never stops the run
             return [{"submission": str(p), "exercise": "-", "status": "error", "points": 0.0, "max_points": 0.0,
                      "message": f"grading failed: {type(err).__name__}: {err}"[:500], "lab": "", "flag": ""}]

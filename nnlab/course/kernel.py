@@ -91,7 +91,7 @@ def main(directory: str) -> int:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # an oversized write raises instead of killing
     except (AttributeError, ValueError):
         pass
-    torch.set_num_threads(max(1, int(job.get("threads", 1))))
+    torch.set_num_threads(1)
 
     from IPython.core.interactiveshell import InteractiveShell
 
