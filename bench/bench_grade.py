@@ -1,0 +1,92 @@
+"""Time ``nnlab grade``: seconds per submission for each lab, and class-scale throughput, ``-j 1`` against ``-j 2``.
+
+Each submission is a copy of a lab's solution notebook (the full lab runs, then every exercise is verified),
+graded in its own sandbox (:mod:`nnlab.course.sandbox`). Part 1 grades one submission of every lab, sequentially
+(seconds per submission per lab) and then all of them with ``-j 2``. Part 2 grades ``--count`` submissions of lab
+05 with ``-j 1`` and with ``-j 2`` (throughput, submissions per minute; the ratio is -j 2 / -j 1 wall time).
+No peer library is measured: nbgrader and Otter-Grader are not installed here (and run in the student's kernel).
+
+    python bench/bench_grade.py [--count 40] [--labs 00,05,...]
+
+Writes ``bench/results/grade.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from nnlab.course import grade, sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(paths, jobs):
+    start = time.perf_counter()
+    rows = grade.grade(paths, timeout=600, cell_timeout=300, progress=False, jobs=jobs)
+    seconds = time.perf_counter() - start
+    bad = [r for r in rows if r["status"] != "passed"]
+    assert not bad, bad[:3]
+    return seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=40, help="submissions of lab 05 in part 2 (default 40)")
+    parser.add_argument("--labs", default="", help="comma-separated labs for part 1 (default: all)")
+    parser.add_argument("--skip-parallel-labs", action="store_true", help="part 1 sequentially only")
+    args = parser.parse_args(argv)
+    solutions = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    if args.labs:
+        wanted = {f"{int(l):02d}" for l in args.labs.split(",")}
+        solutions = [s for s in solutions if s.name[:2] in wanted]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-grade-"))
+    lines = ["# nnlab grade: seconds per submission", "",
+             f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, sandbox: "
+             f"{'bubblewrap' if sandbox.have_bubblewrap() else 'fallback (no bubblewrap)'}; "
+             f"each submission is a copy of the lab's solution (every exercise passes).", "",
+             "## Part 1: one submission per lab, -j 1", "", "| lab | seconds |", "|---|---|"]
+    try:
+        paths = []
+        for s in solutions:
+            p = tmp / s.name
+            shutil.copyfile(s, p)
+            paths.append(p)
+            seconds = _timed([p], 1)
+            print(f"lab {s.name[:2]}: {seconds:.1f} s", flush=True)
+            lines.append(f"| {s.name[:2]} | {seconds:.1f} |")
+        total = sum(float(l.split("|")[2]) for l in lines if l.startswith("| ") and l[2:4].isdigit())
+        lines += ["", f"sum of the labs, -j 1: {total:.1f} s"]
+        if not args.skip_parallel_labs and len(paths) > 1:
+            par = _timed(paths, 2)
+            print(f"all labs -j 2: {par:.1f} s (-j 1 sum {total:.1f} s)", flush=True)
+            lines.append(f"all labs, -j 2: {par:.1f} s wall (ratio -j 2 / -j 1: {par / total:.2f})")
+        lab05 = next(s for s in sorted((ROOT / "solutions").glob("05_*.ipynb")))
+        subs = []
+        for i in range(args.count):
+            p = tmp / f"05_student{i:02d}.ipynb"
+            shutil.copyfile(lab05, p)
+            subs.append(p)
+        lines += ["", f"## Part 2: {args.count} submissions of lab 05", "",
+                  "| jobs | wall s | s / submission | submissions / min |", "|---|---|---|---|"]
+        walls = {}
+        for jobs in (1, 2):
+            walls[jobs] = _timed(subs, jobs)
+            print(f"lab 05 x {args.count}, -j {jobs}: {walls[jobs]:.1f} s", flush=True)
+            lines.append(f"| {jobs} | {walls[jobs]:.1f} | {walls[jobs] / args.count:.1f} | "
+                         f"{60 * args.count / walls[jobs]:.1f} |")
+        lines += ["", f"ratio -j 2 / -j 1 (wall): {walls[2] / walls[1]:.2f}"]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = ROOT / "bench" / "results" / "grade.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
