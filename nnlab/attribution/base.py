@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from nnlab.core.checks import check_images
+from nnlab.core.checks import check_images, running
 from nnlab.core.device import model_device
 from nnlab.core.hooks import buffers_kept, frozen, relu_backward_rule
 from nnlab.core.targets import Output, Target, select_output, target_scores
@@ -68,12 +68,16 @@ class Attribution:
     # ---- helpers shared by the subclasses
     def forward(self, x: torch.Tensor):
         """The model's output for ``x``, with ``output`` applied (the part that is explained)."""
-        return select_output(self.model(x), self.output)
+        with running(self.model, x):
+            output = self.model(x)
+        return select_output(output, self.output)
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """A private copy of ``x`` on the model's device (the caller's tensor is never touched)."""
         check_images(x)
-        return x.detach().to(model_device(self.model, x.device)).clone()
+        param = next(self.model.parameters(), None)
+        dtype = param.dtype if param is not None and param.is_floating_point() else x.dtype
+        return x.detach().to(model_device(self.model, x.device), dtype).clone()
 
     def input_gradient(self, x: torch.Tensor, target: Target) -> Tuple[torch.Tensor, torch.Tensor]:
         """Gradient of the target score with respect to the input, with this method's ReLU rule.
@@ -87,7 +91,12 @@ class Attribution:
         with torch.enable_grad(), frozen(self.model), buffers_kept(self.model), rule as mode:
             output = self.forward(x)
             scores = target_scores(output, target)
-            (grads,) = torch.autograd.grad(scores.sum(), x)
+            if not scores.requires_grad:
+                raise ValueError("the target score does not depend on x (no gradient flows back to the input); "
+                                 "a callable target must compute the scores from the model's output")
+            (grads,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
+            if grads is None:
+                raise ValueError("the target score does not depend on x (no gradient flows back to the input)")
         if self.relu_rule and mode.calls == 0:
             warnings.warn(f"{type(self).__name__}: the model ran no ReLU, so the result is the plain gradient",
                           stacklevel=3)

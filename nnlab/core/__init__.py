@@ -3,7 +3,18 @@
 Imports nothing else of nnlab: everything else imports it.
 """
 
-from nnlab.core.checks import check_images
+from nnlab.core.checks import (
+    ModelRunError,
+    check_finite,
+    check_images,
+    check_index,
+    check_indices,
+    check_number,
+    check_scores,
+    check_size,
+    check_target,
+    running,
+)
 from nnlab.core.device import model_device
 from nnlab.core.hooks import (
     LayerSpec,

@@ -164,3 +164,38 @@ def check_number(value: Any, what: str = "value", minimum: Optional[float] = Non
     if minimum is not None and number < minimum:
         raise ValueError(f"{what} must be >= {minimum}, got {number}")
     return number
+
+
+class ModelRunError(ValueError, RuntimeError):
+    """The model could not run on the input: a ``ValueError`` (bad input for this model) that is still the
+    ``RuntimeError`` torch raised, for code that catches that."""
+
+
+class running:
+    """``with running(model, x):`` around a forward pass: an error torch raises inside the model (a wrong number of
+    channels, a wrong dtype, an image too small for its layers) becomes a ``ValueError`` that says which input the
+    model could not run on, with torch's message; the original error is chained (``__cause__``)."""
+
+    def __init__(self, model, x: torch.Tensor, what: str = "x"):
+        self.model, self.x, self.what = model, x, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is not None and issubclass(kind, RuntimeError) and not issubclass(kind, NotImplementedError):
+            shape = tuple(self.x.shape) if isinstance(self.x, torch.Tensor) else type(self.x).__name__
+            dtype = f" {self.x.dtype}" if isinstance(self.x, torch.Tensor) else ""
+            first = str(err).strip().splitlines()[0] if str(err).strip() else kind.__name__
+            raise ModelRunError(f"{type(self.model).__name__} cannot run on {self.what} of shape {shape}{dtype} "
+                             f"(wrong number of channels, dtype or image size for this model?): {first}") from err
+        return False
+
+
+def check_scores(scores: torch.Tensor, what: str = "the target scores") -> torch.Tensor:
+    """Raise ``ValueError`` when the model's scores are not finite: an input with huge values or a broken model
+    would otherwise give a NaN map or, worse, a plausible one."""
+    if not bool(torch.isfinite(scores.detach()).all()):
+        raise ValueError(f"{what} are not finite ({_first_bad(scores.detach())}): the model's output overflows "
+                         f"or is NaN for this input (values too large? NaN weights?)")
+    return scores

@@ -7,7 +7,7 @@ from typing import Any, Callable, Hashable, Sequence, Union
 import torch
 import torch.nn as nn
 
-from nnlab.core.checks import check_indices, check_target
+from nnlab.core.checks import check_indices, check_scores, check_target, running
 
 Target = Union[None, int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -78,6 +78,7 @@ def target_classes(output: torch.Tensor, target: Target) -> torch.Tensor:
                          f"{tuple(output.shape)}; pass target=callable(output) -> (N,) scores instead")
     n, n_classes = output.shape
     if target is None:
+        check_scores(output, "the model's class scores")      # argmax of NaN scores is a plausible class
         return output.detach().argmax(dim=1)
     target = check_target(target)       # TypeError / ValueError for bool, 3.7, '3', -1 ...
     if callable(target):
@@ -103,9 +104,9 @@ def target_scores(output: torch.Tensor, target: Target) -> torch.Tensor:
             raise ValueError(f"target(output) must return one score per image, shape ({n},), got {shape}")
         if not scores.is_floating_point():
             raise ValueError(f"target(output) must return float scores, got {scores.dtype}")
-        return scores
+        return check_scores(scores, "the scores target(output)")
     classes = target_classes(output, target)
-    return output.gather(1, classes[:, None])[:, 0]
+    return check_scores(output.gather(1, classes[:, None])[:, 0])
 
 
 def fixed_target(output: torch.Tensor, target: Target) -> Target:
@@ -126,5 +127,6 @@ def predicted_target(model: nn.Module, x: torch.Tensor, target: Target, output: 
     from nnlab.core.hooks import buffers_kept
 
     with torch.no_grad(), buffers_kept(model):
-        scores = select_output(model(x.detach().to(model_device(model, x.device))), output)
+        with running(model, x):
+            scores = select_output(model(x.detach().to(model_device(model, x.device))), output)
     return fixed_target(scores, target).to(x.device)

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.core.checks import check_finite, check_images, check_number, check_size
+from nnlab.core.checks import check_finite, check_images, check_number, check_size, running
 from nnlab.core.device import model_device
 from nnlab.core.hooks import buffers_kept
 from nnlab.core.maps import reduce_channels, upsample
@@ -160,7 +160,8 @@ def perturbation_curve(model: nn.Module, x: torch.Tensor, attr: Optional[torch.T
             mask = (when[:, None, :] < counts[None, :, None]).to(device)        # (N, s, H*W): already changed?
             mask = mask.view(n, len(counts), 1, height, width)
             images = torch.where(mask, finish[:, None], start[:, None])          # (N, s, C, H, W)
-            output = model(images.reshape(-1, channels, height, width))
+            with running(model, x):
+                output = model(images.reshape(-1, channels, height, width))
             if not isinstance(output, torch.Tensor) or output.dim() != 2:
                 raise ValueError(f"deletion/insertion curves need a classifier returning scores (N, n_classes), "
                                  f"the model returned {type(output).__name__} "

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.core.checks import check_finite, check_images, check_indices
+from nnlab.core.checks import check_finite, check_images, check_indices, running
 from nnlab.core.hooks import (
     LayerSpec,
     capture,
@@ -127,7 +127,8 @@ def project(model: nn.Module, x: torch.Tensor, layer: LayerSpec, feature: Featur
     with eval_mode(model), frozen(model), torch.enable_grad(), relu_backward_rule("deconvnet"), \
             capture(model, [name], detach=False) as acts:
         x = x.detach().clone().requires_grad_(True)
-        model(x)
+        with running(model, x):
+            model(x)
         act = acts[name]
         seed = keep_feature(act.detach(), feature, keep, position)
         (projection,) = torch.autograd.grad(act, x, grad_outputs=seed)

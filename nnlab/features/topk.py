@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from nnlab.core.checks import check_images, check_indices, check_size
+from nnlab.core.checks import check_images, check_indices, check_size, running
 from nnlab.core.hooks import LayerSpec, capture, eval_mode, layer_name
 from nnlab.features.deconvnet import project
 from nnlab.features.receptive_fields import crop, receptive_field
@@ -61,7 +61,8 @@ def scan(model: nn.Module, images: torch.Tensor, layer: LayerSpec, k: int = 9,
     best_values = best_index = best_where = None
     with torch.no_grad(), eval_mode(model), capture(model, [name]) as acts:
         for start in tqdm(range(0, N, batch_size), desc=f"top-{k} {name}", disable=not progress):
-            model(images[start:start + batch_size])
+            with running(model, images, "images"):
+                model(images[start:start + batch_size])
             act = acts[name]
             if features is None:
                 features = torch.arange(act.shape[1])
