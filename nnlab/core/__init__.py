@@ -30,4 +30,12 @@ from nnlab.core.hooks import (
     buffers_kept,
 )
 from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize
-from nnlab.core.targets import Target, target_classes, target_scores, fixed_target, predicted_target
+from nnlab.core.targets import (
+    Output,
+    Target,
+    select_output,
+    target_classes,
+    target_scores,
+    fixed_target,
+    predicted_target,
+)

@@ -24,7 +24,11 @@ def select_output(output: Any, selector: Output = None) -> Any:
     if selector is None:
         return output
     if callable(selector):
-        return selector(output)
+        try:
+            return selector(output)
+        except (IndexError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"output(model_output) failed on what the model returned, {_kind(output)}: "
+                             f"{type(err).__name__}: {err}") from err
     if isinstance(output, (tuple, list)):
         if isinstance(selector, bool) or not isinstance(selector, int) or not -len(output) <= selector < len(output):
             raise ValueError(f"output must be an index in [0, {len(output) - 1}] of the model's "
@@ -98,7 +102,11 @@ def target_scores(output: torch.Tensor, target: Target) -> torch.Tensor:
     target = check_target(target)
     if callable(target):
         n = _batch_size(output)
-        scores = target(output)
+        try:
+            scores = target(output)
+        except (IndexError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"target(output) failed on what the model returned, {_kind(output)} "
+                             f"(a tuple or dict? pick a part with output=...): {type(err).__name__}: {err}") from err
         if not isinstance(scores, torch.Tensor) or scores.dim() != 1 or (n is not None and len(scores) != n):
             shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
             raise ValueError(f"target(output) must return one score per image, shape ({n},), got {shape}")

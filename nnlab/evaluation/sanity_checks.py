@@ -82,8 +82,9 @@ def _as_maps(attr: torch.Tensor) -> torch.Tensor:
     attr = attr.detach().cpu().float()
     if attr.dim() == 3:
         attr = attr[:, None]
-    if attr.dim() != 4:
-        raise ValueError(f"attr must have shape (N, C, H, W) or (N, 1, h, w), got {tuple(attr.shape)}")
+    if attr.dim() != 4 or 0 in attr.shape:
+        raise ValueError(f"attr must have shape (N, C, H, W) or (N, 1, h, w) with N, C, H, W >= 1, got "
+                         f"{tuple(attr.shape)}")
     return attr
 
 

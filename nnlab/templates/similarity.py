@@ -112,7 +112,11 @@ def similarity(a: torch.Tensor, b: torch.Tensor, kind: Similarity = "euclidean")
     a: ``(N, D)`` vectors or ``(N, C, H, W)`` images; b: ``(M, D)`` or ``(M, C, H, W)``.
     kind: "euclidean" (``-|a - b|``), "cosine", "dot", or a function ``(a, b) -> (N, M)``.
     """
-    return _similarity_fn(kind)(_vectors(a, "a"), _vectors(b, "b"))
+    fn = _similarity_fn(kind)
+    a, b = _vectors(a, "a"), _vectors(b, "b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must have the same number of values per item, got {a.shape[1]} and {b.shape[1]}")
+    return fn(a, b)
 
 
 def standardise(x: torch.Tensor, reference: Optional[torch.Tensor] = None, eps: float = 1e-6) -> torch.Tensor:
@@ -125,8 +129,13 @@ def standardise(x: torch.Tensor, reference: Optional[torch.Tensor] = None, eps: 
     Features constant on the reference (std < eps) are only centred.
     """
     _vectors(x, "x")
+    x = x if x.is_floating_point() else x.float()
     reference = x if reference is None else reference
-    _vectors(reference, "reference")
+    reference = reference if not isinstance(reference, torch.Tensor) or reference.is_floating_point() else \
+        reference.float()
+    if len(_vectors(reference, "reference")) < 2:
+        raise ValueError(f"reference must hold at least 2 items to measure a standard deviation, got "
+                         f"{len(reference)}")
     if tuple(reference.shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"reference must have the shape of x's items (M, {', '.join(map(str, x.shape[1:]))}), "
                          f"got {tuple(reference.shape)}")
