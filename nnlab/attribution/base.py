@@ -13,10 +13,10 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from nnlab.core.checks import check_images
+from nnlab.core.checks import check_images, running
 from nnlab.core.device import model_device
 from nnlab.core.hooks import buffers_kept, frozen, relu_backward_rule
-from nnlab.core.targets import Target, target_scores
+from nnlab.core.targets import Output, Target, select_output, target_scores
 
 
 # --------------------------------------------------------------------------- base class
@@ -27,6 +27,11 @@ class Attribution:
         model: any ``nn.Module`` mapping images (N, C, H, W) to outputs (N, n_classes), or to any output that
             a callable ``target`` reduces to (N,) scores. Used as given: its train/eval mode is respected
             (call ``model.eval()`` yourself for dropout/batch-norm in inference mode), nothing is changed on it.
+        output: for a model that returns a tuple or a dict, which part is explained: an int (``out[0]``), a
+            key (``out["logits"]``) or a callable ``out -> tensor``. ``None`` (default): the output as it is;
+            then a class-index target needs a tensor (N, n_classes) and raises ``ValueError`` naming
+            ``output=`` otherwise, while a callable target receives the whole tuple / dict, e.g.
+            ``target=lambda out: out[0][:, 3]``.
     ``attribute(x, target=None)``:
         x: images (N, C, H, W), float. Not modified. Moved to the model's device; the result comes back on
             ``x``'s device.
@@ -44,10 +49,15 @@ class Attribution:
     #: ``"deconvnet"`` (see :func:`nnlab.core.hooks.relu_backward_rule`).
     relu_rule: Optional[str] = None
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, output: Output = None):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(output, (bool, float)) or (output is not None and not callable(output)
+                                                 and not isinstance(output, (int, str))):
+            raise TypeError(f"output must be None, an int index, a str key or a callable, got "
+                            f"{type(output).__name__} {output!r}")
         self.model = model
+        self.output = output
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         raise NotImplementedError
@@ -56,10 +66,18 @@ class Attribution:
         return f"{type(self).__name__}({type(self.model).__name__})"
 
     # ---- helpers shared by the subclasses
+    def forward(self, x: torch.Tensor):
+        """The model's output for ``x``, with ``output`` applied (the part that is explained)."""
+        with running(self.model, x):
+            output = self.model(x)
+        return select_output(output, self.output)
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """A private copy of ``x`` on the model's device (the caller's tensor is never touched)."""
         check_images(x)
-        return x.detach().to(model_device(self.model, x.device)).clone()
+        param = next(self.model.parameters(), None)
+        dtype = param.dtype if param is not None and param.is_floating_point() else x.dtype
+        return x.detach().to(model_device(self.model, x.device), dtype).clone()
 
     def input_gradient(self, x: torch.Tensor, target: Target) -> Tuple[torch.Tensor, torch.Tensor]:
         """Gradient of the target score with respect to the input, with this method's ReLU rule.
@@ -71,10 +89,26 @@ class Attribution:
         x = x.detach().requires_grad_(True)
         rule = relu_backward_rule(self.relu_rule) if self.relu_rule else contextlib.nullcontext()
         with torch.enable_grad(), frozen(self.model), buffers_kept(self.model), rule as mode:
-            output = self.model(x)
+            output = self.forward(x)
             scores = target_scores(output, target)
-            (grads,) = torch.autograd.grad(scores.sum(), x)
+            if not scores.requires_grad:
+                raise ValueError("the target score does not depend on x (no gradient flows back to the input); "
+                                 "a callable target must compute the scores from the model's output")
+            (grads,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
+            if grads is None:
+                raise ValueError("the target score does not depend on x (no gradient flows back to the input)")
         if self.relu_rule and mode.calls == 0:
             warnings.warn(f"{type(self).__name__}: the model ran no ReLU, so the result is the plain gradient",
                           stacklevel=3)
-        return grads.detach(), output.detach()
+        return grads.detach(), _detached(output)
+
+
+def _detached(output):
+    """``output`` detached, also inside a tuple / list / dict."""
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    if isinstance(output, (tuple, list)):
+        return type(output)(_detached(o) for o in output)
+    if isinstance(output, dict):
+        return {k: _detached(v) for k, v in output.items()}
+    return output

@@ -37,7 +37,7 @@ from nnlab.core.hooks import (
     layer_name,
     layer_names,
 )
-from nnlab.core.targets import Target, fixed_target, target_scores
+from nnlab.core.targets import Output, Target, fixed_target, target_scores
 
 
 @contextlib.contextmanager
@@ -71,6 +71,7 @@ class BaseCAM(Attribution):
         layer: the layer whose feature maps are weighted, a module of ``model`` or a dotted name
             (``"layer4"``, ``"features.28"``); a wrong name raises ``ValueError`` listing the candidates.
         relu: keep only the positive part of the map (``None``: the method's default).
+        output: which part of a tuple / dict output is explained (see :class:`Attribution`).
 
     Subclasses override :meth:`cam_weights` only (and set ``uses_gradients = False`` when they need no
     gradient). The map is raw: at the layer's resolution (h, w), not normalised; see :mod:`nnlab.viz.images`.
@@ -79,8 +80,8 @@ class BaseCAM(Attribution):
     uses_gradients = True
     relu = False
 
-    def __init__(self, model: nn.Module, layer: LayerSpec, relu: Optional[bool] = None):
-        super().__init__(model)
+    def __init__(self, model: nn.Module, layer: LayerSpec, relu: Optional[bool] = None, output: Output = None):
+        super().__init__(model, output)
         self.layer = get_layer(model, layer)
         self.layer_name = layer_name(model, self.layer)
         if relu is not None:
@@ -107,7 +108,7 @@ class BaseCAM(Attribution):
         grad_mode = torch.enable_grad() if self.uses_gradients else torch.no_grad()
         with grad_mode, frozen(self.model), buffers_kept(self.model), \
                 _layer_output(self.layer, self.uses_gradients) as box:
-            output = self.model(x_)
+            output = self.forward(x_)
             if "acts" not in box:
                 raise ValueError(f"layer {self.layer_name!r} did not run in the model's forward pass")
             acts = box["acts"]
@@ -118,7 +119,11 @@ class BaseCAM(Attribution):
                 (grads,) = torch.autograd.grad(scores.sum(), acts, allow_unused=True)
                 if grads is None:
                     raise ValueError(f"the target score does not depend on layer {self.layer_name!r}")
-        acts, output = acts.detach(), output.detach()
+        acts = acts.detach()
+        output = output.detach() if isinstance(output, torch.Tensor) else output
+        if not bool(torch.isfinite(acts).all()):
+            raise ValueError(f"the feature maps of layer {self.layer_name!r} are not finite (NaN or inf): the "
+                             f"model's weights or its computation overflow")
         self.check(acts, output)
         weights = self.cam_weights(acts, grads, target)                    # (N, K)
         cam = (weights[:, :, None, None] * acts).sum(dim=1, keepdim=True)  # (N, 1, h, w)
@@ -148,8 +153,8 @@ class CAM(BaseCAM):
     uses_gradients = False
 
     def __init__(self, model: nn.Module, layer: LayerSpec, fc: Optional[LayerSpec] = None,
-                 relu: Optional[bool] = None):
-        super().__init__(model, layer, relu)
+                 relu: Optional[bool] = None, output: Output = None):
+        super().__init__(model, layer, relu, output)
         if fc is None:
             linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
             fc = linears[-1] if linears else None
@@ -165,6 +170,12 @@ class CAM(BaseCAM):
         """The model's output must be fc(global average of the layer's maps)."""
         hint = (f"CAM applies only to '{self.layer_name}' -> global average pooling -> one linear layer; "
                 f"use GradCAM(model, layer={self.layer_name!r}) instead, which works on any architecture")
+        if not isinstance(output, torch.Tensor):
+            raise ValueError(f"CAM needs the class scores (N, n_classes); the model returned "
+                             f"{type(output).__name__}: pick them with output=0, a key or a callable")
+        if not bool(torch.isfinite(output).all()):
+            raise ValueError("the model's output is not finite (NaN or inf): CAM cannot compare it with "
+                             "fc(global average of the layer)")
         if acts.shape[1] != self.fc.in_features:
             raise ValueError(f"layer {self.layer_name!r} has {acts.shape[1]} channels but the final linear layer "
                              f"takes {self.fc.in_features} features. {hint}")
@@ -216,10 +227,11 @@ class GuidedGradCAM(Attribution):
         attr = GuidedGradCAM(model, layer="layer4").attribute(x, target=3)
     """
 
-    def __init__(self, model: nn.Module, layer: LayerSpec, interpolate_mode: str = "bilinear"):
-        super().__init__(model)
-        self.gradcam = GradCAM(model, layer)
-        self.guided = GuidedBackprop(model)
+    def __init__(self, model: nn.Module, layer: LayerSpec, interpolate_mode: str = "bilinear",
+                 output: Output = None):
+        super().__init__(model, output)
+        self.gradcam = GradCAM(model, layer, output=output)
+        self.guided = GuidedBackprop(model, output)
         self.interpolate_mode = interpolate_mode
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:

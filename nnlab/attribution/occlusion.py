@@ -9,17 +9,20 @@ import torch
 import torch.nn as nn
 
 from nnlab.attribution.base import Attribution
-from nnlab.core.checks import check_images
+from nnlab.core.checks import check_finite, check_images, check_number, check_size
 from nnlab.core.hooks import buffers_kept
-from nnlab.core.targets import Target, fixed_target, target_scores
+from nnlab.core.targets import Output, Target, fixed_target, target_scores
 
 
 # --------------------------------------------------------------------------- occlusion
 def _pair(v, name: str) -> Tuple[int, int]:
-    pair = (v, v) if isinstance(v, numbers.Integral) else tuple(v)
-    if len(pair) != 2 or any(int(p) < 1 for p in pair):
-        raise ValueError(f"{name} must be a positive int or a pair (height, width), got {v!r}")
-    return int(pair[0]), int(pair[1])
+    """A positive int or a pair of them -> (rows, cols); bool, floats, strings and zero raise."""
+    if isinstance(v, (numbers.Integral, torch.Tensor)) and not isinstance(v, bool):
+        side = check_size(v, name)
+        return side, side
+    if not isinstance(v, (tuple, list)) or len(v) != 2:
+        raise TypeError(f"{name} must be a positive int or a pair (height, width), got {type(v).__name__} {v!r}")
+    return check_size(v[0], f"{name}[0]"), check_size(v[1], f"{name}[1]")
 
 
 class Occlusion(Attribution):
@@ -42,6 +45,7 @@ class Occlusion(Attribution):
             (N, C, H, W) (a per-channel mean (C, 1, 1), a blurred copy of x, ...).
         batch_size: occluded images per forward pass.
         progress: show a progress bar over the window positions.
+        output: which part of a tuple / dict output is explained (see :class:`Attribution`).
 
     Example::
 
@@ -49,11 +53,15 @@ class Occlusion(Attribution):
     """
 
     def __init__(self, model: nn.Module, window=8, stride=None, baseline: Union[float, torch.Tensor] = 0.0,
-                 batch_size: int = 64, progress: bool = False):
-        super().__init__(model)
+                 batch_size: int = 64, progress: bool = False, output: Output = None):
+        super().__init__(model, output)
         self.window = _pair(window, "window")
         self.stride = _pair(stride if stride is not None else window, "stride")
-        self.baseline, self.batch_size, self.progress = baseline, batch_size, progress
+        if isinstance(baseline, torch.Tensor):
+            check_finite(baseline, "baseline")
+        else:
+            check_number(baseline, "baseline")
+        self.baseline, self.batch_size, self.progress = baseline, check_size(batch_size, "batch_size"), progress
 
     def positions(self, height: int, width: int) -> Tuple[list, list]:
         """Top rows and left columns of the window positions for an image of size (height, width)."""
@@ -69,12 +77,17 @@ class Occlusion(Attribution):
         x_ = self._prepare(x)
         n, _, height, width = x_.shape
         rows, cols = self.positions(height, width)
-        baseline = torch.as_tensor(self.baseline, dtype=x_.dtype, device=x_.device).expand_as(x_)
+        baseline = torch.as_tensor(self.baseline, dtype=x_.dtype, device=x_.device)
+        try:
+            baseline = baseline.expand_as(x_)
+        except RuntimeError:
+            raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to x "
+                             f"{tuple(x_.shape)}") from None
         windows = [(r, c) for r in rows for c in cols]
         per_batch = max(1, self.batch_size // n)
         drops = torch.empty(n, len(windows), dtype=x_.dtype, device=x_.device)
         with torch.no_grad(), buffers_kept(self.model):
-            output = self.model(x_)
+            output = self.forward(x_)
             target = fixed_target(output, target)
             clean = target_scores(output, target)
             for start in tqdm(range(0, len(windows), per_batch), desc="Occlusion", disable=not self.progress):
@@ -87,7 +100,7 @@ class Occlusion(Attribution):
                     covered.append(xo)
                 # one forward pass for len(chunk) positions x n images; the targets repeat for each position
                 chunk_target = target if callable(target) else target.repeat(len(chunk))
-                scores = target_scores(self.model(torch.cat(covered)), chunk_target).view(len(chunk), n)
+                scores = target_scores(self.forward(torch.cat(covered)), chunk_target).view(len(chunk), n)
                 drops[:, start:start + len(chunk)] = (clean[None, :] - scores).T
         return drops.view(n, len(rows), len(cols)).to(x.device)
 

@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 
 from nnlab.attribution.base import Attribution
-from nnlab.core.targets import Target, predicted_target
+from nnlab.core.checks import check_number, check_size
+from nnlab.core.targets import Output, Target, predicted_target
 
 
 class SmoothGrad(Attribution):
@@ -22,6 +23,7 @@ class SmoothGrad(Attribution):
         seed: seeds the noise. The same noise pattern eps_s is used for every image of the batch, so the
             result for an image does not depend on the other images in the batch.
         progress: show a progress bar over the samples.
+        output: which part of a tuple / dict output is explained (see :class:`Attribution`).
 
     Example::
 
@@ -29,17 +31,17 @@ class SmoothGrad(Attribution):
     """
 
     def __init__(self, model: nn.Module, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0,
-                 progress: bool = False):
-        super().__init__(model)
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+                 progress: bool = False, output: Output = None):
+        super().__init__(model, output)
+        n_samples = check_size(n_samples, "n_samples")
+        noise_level = check_number(noise_level, "noise_level", minimum=0)
         self.n_samples, self.noise_level, self.seed, self.progress = n_samples, noise_level, seed, progress
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         from tqdm.auto import tqdm
 
         x_ = self._prepare(x)
-        target = predicted_target(self.model, x_, target)  # for the clean image, not for each noisy copy
+        target = predicted_target(self.model, x_, target, self.output)  # for the clean image, not for each noisy copy
         value_range = x_.flatten(1).amax(1) - x_.flatten(1).amin(1)
         sigma = (self.noise_level * value_range).view(-1, 1, 1, 1)
         generator = torch.Generator(device=x_.device).manual_seed(self.seed)

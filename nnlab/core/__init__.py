@@ -3,7 +3,18 @@
 Imports nothing else of nnlab: everything else imports it.
 """
 
-from nnlab.core.checks import check_images
+from nnlab.core.checks import (
+    ModelRunError,
+    check_finite,
+    check_images,
+    check_index,
+    check_indices,
+    check_number,
+    check_scores,
+    check_size,
+    check_target,
+    running,
+)
 from nnlab.core.device import model_device
 from nnlab.core.hooks import (
     LayerSpec,
@@ -19,4 +30,12 @@ from nnlab.core.hooks import (
     buffers_kept,
 )
 from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize
-from nnlab.core.targets import Target, target_classes, target_scores, fixed_target, predicted_target
+from nnlab.core.targets import (
+    Output,
+    Target,
+    select_output,
+    target_classes,
+    target_scores,
+    fixed_target,
+    predicted_target,
+)

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nnlab.core.checks import check_images
+from nnlab.core.checks import check_finite, check_images, check_number, check_size, running
 from nnlab.core.device import model_device
 from nnlab.core.hooks import buffers_kept
 from nnlab.core.maps import reduce_channels, upsample
@@ -79,12 +79,14 @@ def pixel_order(attr: Optional[torch.Tensor], size: Sequence[int], n: Optional[i
     Ties are broken in a random order (seeded), so ``attr=None`` (a constant map, all ties; give ``n``) is a
     random order: the baseline.
     """
-    height, width = size
+    height, width = (check_size(s, "size") for s in size)
     if attr is None:
         if n is None:
             raise ValueError("attr=None (random order) needs the number of images n")
+        n = check_size(n, "n")
         maps = torch.zeros(n, height * width)
     else:
+        check_finite(attr, "attr")
         attr = attr.detach().cpu().float()
         if attr.dim() != 4:
             raise ValueError(f"attr must have shape (N, C, H, W) or (N, 1, h, w), got {tuple(attr.shape)}")
@@ -125,14 +127,23 @@ def perturbation_curve(model: nn.Module, x: torch.Tensor, attr: Optional[torch.T
         raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
     n, channels, height, width = x.shape
     n_pixels = height * width
-    step = width if step is None else int(step)
-    if step < 1:
-        raise ValueError(f"step must be a positive number of pixels, got {step}")
+    step = width if step is None else check_size(step, "step")
+    batch_size = check_size(batch_size, "batch_size")
+    if isinstance(baseline, torch.Tensor):
+        check_finite(baseline, "baseline")
+    else:
+        check_number(baseline, "baseline")
+    if attr is not None:
+        check_finite(attr, "attr")
     if attr is not None and len(attr) != n:
         raise ValueError(f"attr has {len(attr)} maps for {n} images")
     device = model_device(model, x.device)
     image = x.detach().to(device)
-    fill = torch.as_tensor(baseline, dtype=image.dtype, device=device).expand_as(image)
+    fill = torch.as_tensor(baseline, dtype=image.dtype, device=device)
+    try:
+        fill = fill.expand_as(image)
+    except RuntimeError:
+        raise ValueError(f"baseline of shape {tuple(fill.shape)} does not broadcast to x {tuple(image.shape)}") from None
     start, finish = (image, fill) if mode == "deletion" else (fill, image)
 
     n_steps = (n_pixels + step - 1) // step
@@ -149,7 +160,12 @@ def perturbation_curve(model: nn.Module, x: torch.Tensor, attr: Optional[torch.T
             mask = (when[:, None, :] < counts[None, :, None]).to(device)        # (N, s, H*W): already changed?
             mask = mask.view(n, len(counts), 1, height, width)
             images = torch.where(mask, finish[:, None], start[:, None])          # (N, s, C, H, W)
-            output = model(images.reshape(-1, channels, height, width))
+            with running(model, x):
+                output = model(images.reshape(-1, channels, height, width))
+            if not isinstance(output, torch.Tensor) or output.dim() != 2:
+                raise ValueError(f"deletion/insertion curves need a classifier returning scores (N, n_classes), "
+                                 f"the model returned {type(output).__name__} "
+                                 f"{tuple(output.shape) if isinstance(output, torch.Tensor) else ''}")
             if score == "probability":
                 output = F.softmax(output, dim=1)
             repeated = target if callable(target) else target.repeat_interleave(len(counts))

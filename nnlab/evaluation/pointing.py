@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from nnlab.core.checks import check_finite, check_number, check_size
 from nnlab.core.maps import reduce_channels, upsample
 
 
@@ -42,7 +43,14 @@ class PointingResult:
 
 
 def _check_boxes(boxes: torch.Tensor) -> torch.Tensor:
-    boxes = torch.as_tensor(boxes, dtype=torch.float32)
+    if not isinstance(boxes, torch.Tensor):
+        try:
+            boxes = torch.as_tensor(boxes, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"boxes must be a tensor (N, 4) = (left, top, right, bottom), got "
+                            f"{type(boxes).__name__}") from None
+    check_finite(boxes, "boxes")
+    boxes = boxes.float()
     if boxes.dim() != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4) = (left, top, right, bottom), got {tuple(boxes.shape)}")
     return boxes
@@ -54,7 +62,8 @@ def box_masks(boxes: torch.Tensor, size: Sequence[int], tolerance: float = 0.0) 
     boxes: (N, 4) = (left, top, right, bottom) in pixels, right and bottom exclusive (``ImageSet.boxes``).
     """
     boxes = _check_boxes(boxes)
-    height, width = size
+    height, width = (check_size(s, "size") for s in size)
+    tolerance = check_number(tolerance, "tolerance", minimum=0)
     rows = torch.arange(height, dtype=torch.float32).view(1, height, 1)
     cols = torch.arange(width, dtype=torch.float32).view(1, 1, width)
     left, top, right, bottom = (boxes[:, k].view(-1, 1, 1) for k in range(4))
@@ -70,8 +79,9 @@ def max_points(attr: torch.Tensor, size: Optional[Sequence[int]] = None, reduce:
     ``attr.abs()`` for magnitudes), then the map is upsampled bilinearly to ``size`` = (H, W) (default: its own).
     On ties, the first maximum in row-major order wins.
     """
-    attr = torch.as_tensor(attr).detach().cpu().float()
-    if attr.dim() != 4:
+    check_finite(attr, "attr")
+    attr = attr.detach().cpu().float()
+    if attr.dim() != 4 or 0 in attr.shape:
         raise ValueError(f"attr must have shape (N, C, H, W) or (N, 1, h, w), got {tuple(attr.shape)}")
     maps = reduce_channels(attr, reduce)
     if size is not None:
@@ -94,6 +104,7 @@ def pointing_game(attr: torch.Tensor, boxes: torch.Tensor, size: Optional[Sequen
         a :class:`PointingResult` with the points, the hits and ``accuracy``.
     """
     boxes = _check_boxes(boxes)
+    check_finite(attr, "attr")
     if len(attr) != len(boxes):
         raise ValueError(f"{len(attr)} maps for {len(boxes)} boxes")
     size = tuple(size) if size is not None else tuple(attr.shape[-2:])

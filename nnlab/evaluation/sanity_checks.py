@@ -35,7 +35,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from nnlab.core.checks import check_images
+from nnlab.core.checks import check_finite, check_images, check_number
 from nnlab.core.hooks import get_layer
 from nnlab.core.maps import normalize, reduce_channels
 from nnlab.core.targets import Target, predicted_target
@@ -69,18 +69,22 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of each pair of maps: the Pearson correlation of their ranks.
     a, b: (N, ...) -> (N,) float64 in [-1, 1]."""
-    if a.shape != b.shape:
-        raise ValueError(f"the two batches of maps must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    check_finite(a, "a"), check_finite(b, "b")
+    if a.shape != b.shape or a.dim() < 2 or a.shape[0] == 0:
+        raise ValueError(f"the two batches of maps must have the same shape (N, ...) with N >= 1, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
     return pearson(rank(a.flatten(1)), rank(b.flatten(1)))
 
 
 def _as_maps(attr: torch.Tensor) -> torch.Tensor:
     """attr (N, C, h, w) -> (N, 1, h, w) (channels summed); a (N, h, w) batch gets its channel axis."""
+    check_finite(attr, "attr")
     attr = attr.detach().cpu().float()
     if attr.dim() == 3:
         attr = attr[:, None]
-    if attr.dim() != 4:
-        raise ValueError(f"attr must have shape (N, C, H, W) or (N, 1, h, w), got {tuple(attr.shape)}")
+    if attr.dim() != 4 or 0 in attr.shape:
+        raise ValueError(f"attr must have shape (N, C, H, W) or (N, 1, h, w) with N, C, H, W >= 1, got "
+                         f"{tuple(attr.shape)}")
     return attr
 
 
@@ -102,6 +106,10 @@ def ssim(attr_a: torch.Tensor, attr_b: torch.Tensor, percentile: float = 99.0) -
     (window 7x7, or the largest odd size that fits a small layer map).
     """
     from skimage.metrics import structural_similarity
+
+    percentile = check_number(percentile, "percentile", minimum=0)
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must lie in (0, 100], got {percentile}")
 
     a = normalize(reduce_channels(_as_maps(attr_a), "abs_sum"), "abs", percentile)[:, 0].double().numpy()
     b = normalize(reduce_channels(_as_maps(attr_b), "abs_sum"), "abs", percentile)[:, 0].double().numpy()
@@ -217,6 +225,12 @@ class RandomisationResult:
         return self.table()
 
 
+def _check_method(method) -> None:
+    if not isinstance(getattr(method, "model", None), nn.Module) or not callable(getattr(method, "attribute", None)):
+        raise TypeError(f"method must be an attribution method bound to its model, e.g. Saliency(model) (an object "
+                        f"with .model and .attribute(x, target)), got {type(method).__name__}")
+
+
 def _method_name(method) -> str:
     return type(method).__name__
 
@@ -250,10 +264,11 @@ def model_randomisation(method, x: torch.Tensor, target: Target = None, order: s
     from tqdm.auto import tqdm
 
     check_images(x)
+    _check_method(method)
     _check_measures(measures)
     private = copy.deepcopy(method)          # the method's model and layers are copied together
     layers = list(reversed(randomisable_layers(private.model))) if layers is None else list(layers)
-    target = predicted_target(private.model, x, target)
+    target = predicted_target(private.model, x, target, getattr(method, "output", None))
     original = private.attribute(x, target)
     result = RandomisationResult(_method_name(method), order, ["original"], {"original": original})
     steps = randomise_layers(private.model, order, layers, seed)
@@ -288,6 +303,9 @@ def data_randomisation(method, shuffled_model: nn.Module, x: torch.Tensor, targe
         result.mean("spearman_abs")[1]
     """
     check_images(x)
+    _check_method(method)
+    if not isinstance(shuffled_model, nn.Module):
+        raise TypeError(f"shuffled_model must be a torch.nn.Module, got {type(shuffled_model).__name__}")
     _check_measures(measures)
     other = copy.deepcopy(method)
     try:
@@ -295,7 +313,7 @@ def data_randomisation(method, shuffled_model: nn.Module, x: torch.Tensor, targe
     except RuntimeError as err:
         raise ValueError(f"shuffled_model must have the architecture of the method's model "
                          f"({type(method.model).__name__}): {err}") from err
-    target = predicted_target(method.model, x, target)
+    target = predicted_target(method.model, x, target, getattr(method, "output", None))
     original = method.attribute(x, target)
     shuffled = other.attribute(x, target)
     result = RandomisationResult(_method_name(method), "data", ["original", "shuffled labels"],

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nnlab.core.checks import check_finite, check_images, check_indices, running
 from nnlab.core.hooks import (
     LayerSpec,
     capture,
@@ -55,12 +56,12 @@ def _features(acts: torch.Tensor, feature: Features) -> torch.Tensor:
     N, C = acts.shape[:2]
     if feature is None:
         return strongest_feature(acts)
-    feature = torch.as_tensor(feature, dtype=torch.long).reshape(-1)
+    feature = check_indices(feature, "feature", upper=C)      # no bool, no 3.7, no -1
     if feature.numel() == 1:
         feature = feature.expand(N)
-    if feature.shape != (N,) or feature.min() < 0 or feature.max() >= C:
+    if feature.shape != (N,):
         raise ValueError(f"feature must be an int or {N} ints in [0, {C}), got {feature.tolist()}")
-    return feature
+    return feature.to(acts.device)
 
 
 def keep_feature(acts: torch.Tensor, feature: Features = None, keep: str = "all",
@@ -76,6 +77,9 @@ def keep_feature(acts: torch.Tensor, feature: Features = None, keep: str = "all"
     """
     if keep not in ("all", "max"):
         raise ValueError(f"keep must be 'all' or 'max', got {keep!r}")
+    check_finite(acts, "acts")
+    if acts.dim() not in (2, 4) or acts.shape[0] == 0:
+        raise ValueError(f"acts must have shape (N, C, H, W) or (N, C) with N >= 1, got {tuple(acts.shape)}")
     N = acts.shape[0]
     rows = torch.arange(N)
     feature = _features(acts, feature)
@@ -84,7 +88,17 @@ def keep_feature(acts: torch.Tensor, feature: Features = None, keep: str = "all"
         if position is None:
             where = maps.argmax(dim=1)
         else:
-            position = torch.as_tensor(position, dtype=torch.long).reshape(-1, 2).expand(N, 2)
+            if acts.dim() != 4:
+                raise ValueError(f"position needs feature maps (N, C, H, W), got acts of shape {tuple(acts.shape)}")
+            flat = check_indices(position.reshape(-1) if isinstance(position, torch.Tensor) else
+                                 [p for pair in position for p in pair] if isinstance(position[0], (list, tuple))
+                                 else position, "position")
+            if len(flat) not in (2, 2 * N):
+                raise ValueError(f"position must be a (row, col) pair or (N, 2) = ({N}, 2), got {len(flat)} values")
+            position = flat.reshape(-1, 2).expand(N, 2)
+            if int(position[:, 0].max()) >= acts.shape[-2] or int(position[:, 1].max()) >= acts.shape[-1]:
+                raise ValueError(f"position (row, col) must lie in the feature map of size "
+                                 f"{tuple(acts.shape[-2:])}, got {position.tolist()}")
             where = position[:, 0] * acts.shape[-1] + position[:, 1]
         only_max = torch.zeros_like(maps)
         only_max[rows, where] = maps[rows, where]
@@ -108,13 +122,13 @@ def project(model: nn.Module, x: torch.Tensor, layer: LayerSpec, feature: Featur
     backward of max-pooling is unpooling with the switches, that of a ReLU is "rectify", that of a convolution
     is the transposed convolution. The model's mode, parameters and ``x`` are left as they were.
     """
-    if x.dim() != 4:
-        raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
+    check_images(x)
     name = layer_name(model, layer)
     with eval_mode(model), frozen(model), torch.enable_grad(), relu_backward_rule("deconvnet"), \
             capture(model, [name], detach=False) as acts:
         x = x.detach().clone().requires_grad_(True)
-        model(x)
+        with running(model, x):
+            model(x)
         act = acts[name]
         seed = keep_feature(act.detach(), feature, keep, position)
         (projection,) = torch.autograd.grad(act, x, grad_outputs=seed)
@@ -167,6 +181,7 @@ def project_steps(model: nn.Module, x: torch.Tensor, layer: LayerSpec, feature: 
     they are defined (the lab CNNs). Returns the list of :class:`Step`; ``steps[-1].out`` is the projection
     ``(N, C, H, W)``, equal to ``project(model, x, layer, feature, keep)``.
     """
+    check_images(x)
     name = layer_name(model, layer)
     chain = layers_up_to(model, name)
     for n, m in chain:

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nnlab.core.checks import check_index, check_size
 from nnlab.core.hooks import LayerSpec, get_layer
 
 # Layers that change the geometry, and layers that act pixel by pixel (the receptive field goes through them).
@@ -113,7 +114,13 @@ def receptive_field(model: nn.Module, layer: LayerSpec, position: Sequence[int],
     coordinates, or beyond the image). With ``input_size = (H, W)`` it is clipped to the image.
     """
     size, jump, start = receptive_field_geometry(model, layer)
-    row, col = (int(p) for p in position)
+    if isinstance(position, torch.Tensor):
+        position = position.reshape(-1).tolist() if not position.is_floating_point() else position
+    if isinstance(position, (str, bytes)) or not hasattr(position, "__len__") or len(position) != 2:
+        raise TypeError(f"position must be a pair (row, col) of ints >= 0, got {position!r}")
+    row, col = check_index(position[0], "position[0] (row)"), check_index(position[1], "position[1] (col)")
+    if input_size is not None:
+        input_size = [check_size(s, "input_size") for s in list(input_size)[-2:]]
     top, left = start[0] + row * jump[0], start[1] + col * jump[1]
     box = (left, top, left + size[1], top + size[0])
     if input_size is None:
@@ -125,7 +132,11 @@ def receptive_field(model: nn.Module, layer: LayerSpec, position: Sequence[int],
 def crop(image: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
     """Cut ``box = (left, top, right, bottom)`` out of ``image (C, H, W)``; parts outside the image are zero
     (the padding the network saw). Returns ``(C, bottom - top, right - left)``."""
+    if image.dim() != 3:
+        raise ValueError(f"image must have shape (C, H, W), got {tuple(image.shape)}")
     left, top, right, bottom = (int(b) for b in box)
+    if right <= left or bottom <= top:
+        raise ValueError(f"box (left, top, right, bottom) must have right > left and bottom > top, got {tuple(box)}")
     H, W = image.shape[-2:]
     pad_left, pad_top = max(-left, 0), max(-top, 0)
     padded = F.pad(image, (pad_left, max(right - W, 0), pad_top, max(bottom - H, 0)))

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from nnlab.core.checks import check_images, check_indices, check_size, running
 from nnlab.core.hooks import LayerSpec, capture, eval_mode, layer_name
 from nnlab.features.deconvnet import project
 from nnlab.features.receptive_fields import crop, receptive_field
@@ -51,16 +52,21 @@ def scan(model: nn.Module, images: torch.Tensor, layer: LayerSpec, k: int = 9,
     images: ``(N, C, H, W)``. Returns ``features (F,)``, ``values (F, k)``, ``index (F, k)`` and
     ``position (F, k, 2)``.
     """
+    check_images(images, what="images")
+    k, batch_size = check_size(k, "k"), check_size(batch_size, "batch_size")
+    if features is not None:
+        features = check_indices(features, "features")
     name = layer_name(model, layer)
     N = len(images)
     best_values = best_index = best_where = None
     with torch.no_grad(), eval_mode(model), capture(model, [name]) as acts:
         for start in tqdm(range(0, N, batch_size), desc=f"top-{k} {name}", disable=not progress):
-            model(images[start:start + batch_size])
+            with running(model, images, "images"):
+                model(images[start:start + batch_size])
             act = acts[name]
             if features is None:
                 features = torch.arange(act.shape[1])
-            features = torch.as_tensor(features, dtype=torch.long).reshape(-1)
+            features = check_indices(features, "features", upper=act.shape[1])
             act = act[:, features]
             width = act.shape[-1] if act.dim() == 4 else 1
             # The maximum of each feature map in each image, and where it is: (B, F) each.
@@ -90,8 +96,8 @@ def top_activations(model: nn.Module, images, layer: LayerSpec, k: int = 9,
     Returns a :class:`TopActivations`.
     """
     images = getattr(images, "images", images)
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(f"images must be (N, C, H, W) or an ImageSet, got {getattr(images, 'shape', type(images))}")
+    check_images(images, what="images")
+    k, batch_size = check_size(k, "k"), check_size(batch_size, "batch_size")
     name = layer_name(model, layer)
     features, values, index, position = scan(model, images, name, k, features, batch_size, progress)
     F_, k = values.shape

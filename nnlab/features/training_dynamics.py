@@ -37,6 +37,7 @@ from typing import Callable, Dict, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
+from nnlab.core.checks import check_finite, check_images, check_index, check_number, check_size
 from nnlab.core.hooks import capture, conv_layer_names, eval_mode
 from nnlab.features.topk import TopActivations, top_activations
 
@@ -77,6 +78,10 @@ def linear_cka(X: torch.Tensor, Y: torch.Tensor) -> float:
     """Linear CKA between two representations of the same ``n`` inputs, ``X (n, p)`` and ``Y (n, q)``:
     ``<K, L>_F / (||K||_F ||L||_F)`` with the Gram matrices ``K = X X^T``, ``L = Y Y^T`` of the centered features
     (Kornblith et al., 2019). In [0, 1]; 1 when ``Y`` is ``X`` rotated and scaled."""
+    check_finite(X, "X"), check_finite(Y, "Y")
+    if X.dim() < 2 or Y.dim() < 2 or len(X) != len(Y) or len(X) < 2:
+        raise ValueError(f"X and Y must be (n, p) and (n, q) representations of the same n >= 2 inputs, got "
+                         f"{tuple(X.shape)} and {tuple(Y.shape)}")
     X, Y = X.flatten(1).double(), Y.flatten(1).double()
     X, Y = X - X.mean(0), Y - Y.mean(0)
     K, L = X @ X.T, Y @ Y.T
@@ -85,6 +90,7 @@ def linear_cka(X: torch.Tensor, Y: torch.Tensor) -> float:
 
 def activations(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> Dict[str, torch.Tensor]:
     """The outputs of ``layers`` for the images ``x`` (eval mode, no gradients)."""
+    check_images(x)
     with torch.no_grad(), eval_mode(model), capture(model, layers) as acts:
         model(x)
     return dict(acts)
@@ -108,6 +114,13 @@ def features_over_training(build: Optional[Callable[[], nn.Module]] = None, trai
     """
     from nnlab import data, models
 
+    epochs, batch_size = check_size(epochs, "epochs"), check_size(batch_size, "batch_size")
+    lr = check_number(lr, "lr", minimum=0)
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    snapshot_epochs = [check_index(e, "snapshot_epochs") for e in snapshot_epochs]
+    if not isinstance(features, dict):
+        features = check_size(features, "features")
     train = train if train is not None else data.mnist("train", n=3000, seed=seed)
     probe = probe if probe is not None else data.mnist("test", n=500, seed=seed)
     torch.manual_seed(seed)

@@ -7,10 +7,16 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from nnlab.core.checks import check_images, check_size
+
 
 # =========================================================================== the lab data: faces, split per person
 def downsample(images: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Average ``factor x factor`` blocks of pixels: ``(N, C, H, W)`` -> ``(N, C, H // factor, W // factor)``."""
+    check_images(images, what="images")
+    factor = check_size(factor, "factor")
+    if factor > min(images.shape[-2:]):
+        raise ValueError(f"factor must be at most the image size {tuple(images.shape[-2:])}, got {factor}")
     return images if factor == 1 else F.avg_pool2d(images, factor)
 
 
@@ -18,6 +24,9 @@ def split_per_class(data, n_train: int = 7, seed: int = 0, n_test: Optional[int]
     """Split an ImageSet into ``(train, test)`` with ``n_train`` random images of each class in ``train`` and the
     rest (or only ``n_test`` of them) in ``test``: for the faces, 7 and 3 photos of each person. Reproducible for
     a ``seed``."""
+    n_train = check_size(n_train, "n_train")
+    if n_test is not None:
+        n_test = check_size(n_test, "n_test")
     g = torch.Generator().manual_seed(seed)
     train_idx, test_idx = [], []
     for c in range(len(data.classes)):

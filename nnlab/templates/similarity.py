@@ -34,6 +34,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
+from nnlab.core.checks import check_finite, check_size
+
 
 # =========================================================================== images as vectors
 def flatten(x: torch.Tensor) -> torch.Tensor:
@@ -50,6 +52,9 @@ def _vectors(x: torch.Tensor, what: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim < 2:
         raise ValueError(f"{what} must be vectors (N, D) or images (N, C, H, W), got "
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if x.shape[0] == 0 or x[0].numel() == 0:
+        raise ValueError(f"{what} must hold at least one item of at least one value, got shape {tuple(x.shape)}")
+    check_finite(x, what)
     return flatten(x).float()
 
 
@@ -107,7 +112,11 @@ def similarity(a: torch.Tensor, b: torch.Tensor, kind: Similarity = "euclidean")
     a: ``(N, D)`` vectors or ``(N, C, H, W)`` images; b: ``(M, D)`` or ``(M, C, H, W)``.
     kind: "euclidean" (``-|a - b|``), "cosine", "dot", or a function ``(a, b) -> (N, M)``.
     """
-    return _similarity_fn(kind)(_vectors(a, "a"), _vectors(b, "b"))
+    fn = _similarity_fn(kind)
+    a, b = _vectors(a, "a"), _vectors(b, "b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must have the same number of values per item, got {a.shape[1]} and {b.shape[1]}")
+    return fn(a, b)
 
 
 def standardise(x: torch.Tensor, reference: Optional[torch.Tensor] = None, eps: float = 1e-6) -> torch.Tensor:
@@ -119,7 +128,14 @@ def standardise(x: torch.Tensor, reference: Optional[torch.Tensor] = None, eps: 
     deviation 1 on the training set. Always take the statistics from the training set, also for the test set.
     Features constant on the reference (std < eps) are only centred.
     """
+    _vectors(x, "x")
+    x = x if x.is_floating_point() else x.float()
     reference = x if reference is None else reference
+    reference = reference if not isinstance(reference, torch.Tensor) or reference.is_floating_point() else \
+        reference.float()
+    if len(_vectors(reference, "reference")) < 2:
+        raise ValueError(f"reference must hold at least 2 items to measure a standard deviation, got "
+                         f"{len(reference)}")
     if tuple(reference.shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"reference must have the shape of x's items (M, {', '.join(map(str, x.shape[1:]))}), "
                          f"got {tuple(reference.shape)}")
@@ -138,6 +154,7 @@ def nearest_neighbours(train_x: torch.Tensor, x: torch.Tensor, similarity: Simil
     :func:`similarity`. ``x`` is processed ``batch_size`` rows at a time, so memory stays ``batch_size x M``.
     """
     train_v, v = _vectors(train_x, "train_x"), _vectors(x, "x")
+    k, batch_size = check_size(k, "k"), check_size(batch_size, "batch_size")
     if train_v.shape[1] != v.shape[1]:
         raise ValueError(f"train_x has {train_v.shape[1]} features per item but x has {v.shape[1]}")
     if not 1 <= k <= len(train_v):
@@ -165,6 +182,9 @@ def nearest_neighbour_predict(train_x: torch.Tensor, train_labels: torch.Tensor,
         pred = nearest_neighbour_predict(train.images, train.labels, test.images, "cosine")
         accuracy = (pred == test.labels).float().mean()
     """
+    train_labels = torch.as_tensor(train_labels)
+    if train_labels.dim() != 1:
+        raise ValueError(f"train_labels must have shape (M,), got {tuple(train_labels.shape)}")
     if len(train_labels) != len(train_x):
         raise ValueError(f"train_labels (length {len(train_labels)}) must have one label per item of train_x "
                          f"({len(train_x)})")
@@ -184,7 +204,7 @@ class NearestNeighbour:
     def __init__(self, similarity: Similarity = "euclidean", batch_size: int = 1024):
         _similarity_fn(similarity)
         self.similarity = similarity
-        self.batch_size = batch_size
+        self.batch_size = check_size(batch_size, "batch_size")
 
     def fit(self, train_x: torch.Tensor, train_labels: torch.Tensor) -> "NearestNeighbour":
         """Remember the training set (that is all the "training" 1-NN does)."""

@@ -6,6 +6,21 @@ from typing import Optional
 
 import torch
 
+from nnlab.core.checks import check_images, check_indices, check_number, check_size
+
+
+def _check_training(images, labels, n_classes, epochs, lr, batch_size, weight_decay):
+    """Checked ``(labels (N,) long, n_classes)`` for the template models."""
+    check_images(images, what="images")
+    labels = check_indices(labels, "labels", upper=None if n_classes is None else check_size(n_classes, "n_classes"))
+    if len(labels) != len(images):
+        raise ValueError(f"labels must hold one label per image ({len(images)}), got {len(labels)}")
+    check_size(epochs, "epochs"), check_size(batch_size, "batch_size")
+    if not check_number(lr, "lr") > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    check_number(weight_decay, "weight_decay", minimum=0)
+    return labels, int(labels.max()) + 1 if n_classes is None else int(n_classes)
+
 
 # =========================================================================== training (nnlab.models.train_classifier)
 def _fit(model, images, labels, epochs, lr, batch_size, weight_decay, seed, schedule, progress, desc):
@@ -30,7 +45,7 @@ def train_logistic_regression(images: torch.Tensor, labels: torch.Tensor, n_clas
     """
     from nnlab.models.architectures import LogisticRegression
 
-    n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
+    labels, n_classes = _check_training(images, labels, n_classes, epochs, lr, batch_size, weight_decay)
     torch.manual_seed(seed)
     model = LogisticRegression(images.shape[1:], n_classes)
     return _fit(model, images, labels, epochs, lr, batch_size, weight_decay, seed, schedule, progress,
@@ -47,7 +62,8 @@ def train_hidden_layer(images: torch.Tensor, labels: torch.Tensor, hidden: int =
     """
     from nnlab.models.architectures import MLP
 
-    n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
+    labels, n_classes = _check_training(images, labels, n_classes, epochs, lr, batch_size, weight_decay)
+    hidden = check_size(hidden, "hidden")
     torch.manual_seed(seed)
     model = MLP(images.shape[1:], hidden, n_classes)
     return _fit(model, images, labels, epochs, lr, batch_size, weight_decay, seed, schedule, progress,

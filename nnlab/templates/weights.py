@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from nnlab.core.checks import check_images, check_index, check_size
 from nnlab.templates.similarity import flatten
 
 
@@ -16,8 +17,7 @@ def roughness(templates: torch.Tensor) -> torch.Tensor:
 
     Rudin, Osher & Fatemi (1992), https://doi.org/10.1016/0167-2789(92)90242-F
     """
-    if templates.ndim != 4:
-        raise ValueError(f"templates must have shape (N, C, H, W), got {tuple(templates.shape)}")
+    check_images(templates, what="templates")
     down = (templates[:, :, 1:, :] - templates[:, :, :-1, :]).abs().flatten(1).sum(1)
     right = (templates[:, :, :, 1:] - templates[:, :, :, :-1]).abs().flatten(1).sum(1)
     return down + right
@@ -49,8 +49,14 @@ def top_hidden_units(model, target: int, k: int = 5, x: Optional[torch.Tensor] =
     With images ``x (N, C, H, W)`` (e.g. the class's own images): ranked by their mean contribution to the class
     score on ``x``, ``W2[target, j] * mean_n relu(W1 x_n + b1)_j``, which also counts how active the unit is.
     """
-    weights = outgoing_weights(model)[target]
+    weights = outgoing_weights(model)
+    target = check_index(target, "target", upper=weights.shape[0])
+    k = check_size(k, "k")
+    if k > weights.shape[1]:
+        raise ValueError(f"k must be at most the number of hidden units ({weights.shape[1]}), got {k}")
+    weights = weights[target]
     if x is not None:
+        check_images(x)
         with torch.no_grad():
             acts = model.relu(model.fc1(flatten(x)))
         weights = weights * acts.mean(0)
