@@ -18,5 +18,5 @@ from nnlab.core.hooks import (
     relu_backward_rule,
     buffers_kept,
 )
-from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize
+from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize, map_scale
 from nnlab.core.targets import Target, target_classes, target_scores, fixed_target, predicted_target
