@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import clear_output, display
 
+import nnlab.viz  # noqa: F401  (applies the course's figure style: every lab imports this module)
+
 STYLE = {"description_width": "initial"}
 
 
