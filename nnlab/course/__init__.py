@@ -5,7 +5,7 @@ May import: every room but nnlab.cli.
 
 from importlib import import_module
 
-_MODULES = {"build", "exercises", "grade", "widgets"}
+_MODULES = {"build", "exercises", "gallery", "grade", "widgets"}
 
 
 def __getattr__(name):

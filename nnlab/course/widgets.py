@@ -86,36 +86,67 @@ def int_slider(description: str, value: int, min: int, max: int, step: int = 1) 
 
 
 class Explorer(widgets.VBox):
-    """Controls above an output area; ``render(**values)`` draws a figure there, again on every change."""
+    """Controls above an output area; ``render(**values)`` draws a figure there, again on every change.
 
-    def __init__(self, render: Callable, controls: dict, title: Optional[str] = None):
+    ``initial``: ``{control name: value}`` set before the first render, so that the explorer opens on a chosen,
+    informative case (a digit the model gets wrong, the class it predicts) instead of the first one.
+    An error in the first render is raised (the cell fails, as it would without a widget); an error in a later
+    render (a student moving a slider) is shown in the output area.
+    """
+
+    def __init__(self, render: Callable, controls: dict, title: Optional[str] = None,
+                 initial: Optional[dict] = None):
         self.render = render
         self.controls = controls
         self.output = widgets.Output()
         self.renders = 0
+        for name, value in (initial or {}).items():
+            if name not in controls:
+                raise ValueError(f"initial: {name!r} is not a control; expected one of {sorted(controls)}")
+            control = controls[name]
+            try:
+                control.value = value
+            except Exception as error:  # traitlets' TraitError: a value outside the options
+                raise ValueError(f"initial[{name!r}]: {value!r} is not a value of that control ({error})") from None
+            if hasattr(control, "min") and hasattr(control, "max") and not control.min <= value <= control.max:
+                raise ValueError(f"initial[{name!r}]: expected a value in [{control.min}, {control.max}], "
+                                 f"got {value!r}")
         for control in controls.values():
             control.observe(self.update, names="value")
         header = [widgets.HTML(f"<b>{title}</b>")] if title else []
         super().__init__(header + [widgets.HBox(list(controls.values())), self.output])
-        self.update()
+        self.update(first=True)
 
     @property
     def values(self) -> dict:
         return {name: control.value for name, control in self.controls.items()}
 
-    def update(self, *_change) -> None:
-        """Redraw in place with the current control values."""
+    def update(self, *_change, first: bool = False) -> None:
+        """Redraw in place with the current control values (only the explorer's own figures are closed)."""
+        before = set(plt.get_fignums())
+        error = None
         with self.output:
             clear_output(wait=True)
-            plt.close("all")
-            self.render(**self.values)
-            plt.show()
+            try:
+                self.render(**self.values)
+                for number in set(plt.get_fignums()) - before:   # the figures this render drew, nothing else
+                    display(plt.figure(number))
+                    plt.close(number)
+            except Exception as caught:  # noqa: BLE001 -- shown or raised below, never swallowed
+                error = caught
+                if not first:
+                    raise                                       # the Output widget shows the traceback
         self.renders += 1
+        if error is not None:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise error
 
 
-def explore(render: Callable, title: Optional[str] = None, **controls) -> Explorer:
-    """Build and display an :class:`Explorer`: ``render`` is called with one keyword argument per control."""
-    explorer = Explorer(render, controls, title)
+def explore(render: Callable, title: Optional[str] = None, initial: Optional[dict] = None, **controls) -> Explorer:
+    """Build and display an :class:`Explorer`: ``render`` is called with one keyword argument per control.
+    ``initial={"index": 7}`` opens it on a chosen case."""
+    explorer = Explorer(render, controls, title, initial)
     display(explorer)
     return explorer
 
