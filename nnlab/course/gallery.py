@@ -89,19 +89,20 @@ def _text_faults(fig, renderer) -> List[str]:
     """Titles (and the suptitle) overlapping the tight bounding box of another axes; tick labels overlapping."""
     faults = []
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    boxes = {}
-    for ax in axes:
-        title = ax.title
-        title_visible = title.get_visible()
-        title.set_visible(False)                  # the axes' box without its own title
-        boxes[ax] = ax.get_tightbbox(renderer)
-        title.set_visible(title_visible)
     titles = [(ax, t) for ax in axes for t in (ax.title, ax._left_title, ax._right_title)
               if t.get_visible() and t.get_text()]
     if fig._suptitle is not None and fig._suptitle.get_text():
         titles.append((None, fig._suptitle))
-    for owner, text in titles:
-        box = text.get_window_extent(renderer)
+    extents = [text.get_window_extent(renderer) for _, text in titles]   # where the draw put them (before
+    boxes = {}                                                           # get_tightbbox moves any title)
+    for ax in axes:
+        hidden = [t for t in (ax.title, ax._left_title, ax._right_title) if t.get_visible()]
+        for t in hidden:
+            t.set_visible(False)                  # the axes' box without its own titles
+        boxes[ax] = ax.get_tightbbox(renderer)
+        for t in hidden:
+            t.set_visible(True)
+    for (owner, text), box in zip(titles, extents):
         for k, ax in enumerate(axes):
             if ax is owner or boxes[ax] is None:
                 continue
@@ -109,9 +110,9 @@ def _text_faults(fig, renderer) -> List[str]:
                 what = "the suptitle" if owner is None else f"title {text.get_text()[:40]!r}"
                 faults.append(f"{what} overlaps axes {k} ({_name(ax)})")
                 break
-    for i, (_, a) in enumerate(titles):
-        for _, b in titles[i + 1:]:
-            if _overlap(a.get_window_extent(renderer), b.get_window_extent(renderer)):
+    for i, ((_, a), box_a) in enumerate(zip(titles, extents)):
+        for (_, b), box_b in zip(titles[i + 1:], extents[i + 1:]):
+            if _overlap(box_a, box_b):
                 faults.append(f"titles {a.get_text()[:30]!r} and {b.get_text()[:30]!r} overlap")
     for k, ax in enumerate(axes):
         if not ax.axison:

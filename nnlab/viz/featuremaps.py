@@ -40,8 +40,7 @@ def _show(ax, array, cmap="gray", vmin=None, vmax=None, title=None):
 
     if array.ndim == 3:  # RGB: gaps white
         array = np.where(np.isnan(array), 1.0, array)
-    cmap = plt.get_cmap(cmap).copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap(cmap).with_extremes(bad="white")
     image = ax.imshow(array, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     if title:
