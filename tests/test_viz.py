@@ -87,9 +87,13 @@ def test_the_mode_is_said_once_in_a_column_title():
     assert fig.axes[1].get_title() == "CAM (signed)" and fig.axes[2].get_title() == "CAM\n(positive)"
 
 
-def test_banned_colour_maps_are_refused():
-    with pytest.raises(ValueError, match="cmap: expected a perceptual colour map .* got 'jet'"):
-        viz.overlay(torch.rand(1, 4, 4), torch.rand(1, 4, 4), plt.subplots()[1], cmap="jet")
+def test_banned_colour_maps_are_replaced_with_a_warning():
+    with pytest.warns(UserWarning, match="cmap: expected a perceptual colour map .* got 'jet'; drawing with 'inferno'"):
+        ax = viz.overlay(torch.rand(1, 4, 4), torch.rand(1, 4, 4), plt.subplots()[1], cmap="jet")
+    assert ax.get_images()[-1].get_cmap().name == "inferno"
+    with pytest.warns(UserWarning, match="'RdBu_r' instead"):
+        ax = viz.show_map(torch.randn(1, 4, 4), plt.subplots()[1], mode="signed", cmap=plt.get_cmap("jet"))
+    assert ax.get_images()[0].get_cmap().name == "RdBu_r"
 
 
 def test_the_course_style_keeps_text_legible():
