@@ -19,5 +19,5 @@ from nnlab.core.hooks import (
     buffers_kept,
 )
 from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize, map_scale
-from nnlab.core.progress import progress, in_notebook
+from nnlab.core.progress import progress_bar, in_notebook
 from nnlab.core.targets import Target, target_classes, target_scores, fixed_target, predicted_target

@@ -29,8 +29,6 @@ from typing import List, Optional
 
 import numpy as np
 
-from nnlab.viz.images import BANNED_CMAPS
-
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "test-output" / "gallery"
 FAULTS_KEY = "nnlab:faults"
@@ -71,6 +69,8 @@ def _name(ax) -> str:
 
 
 def _cmap_faults(fig) -> List[str]:
+    from nnlab.viz.images import BANNED_CMAPS    # imported late: importing nnlab.viz applies the course style,
+                                                 # which must come after the lab's own `%matplotlib inline`
     faults = []
     for k, ax in enumerate(fig.axes):
         mappables = _images(ax) + [c for c in ax.collections if c.get_array() is not None]
@@ -164,8 +164,13 @@ def figure_faults(fig) -> List[str]:
 
     if not isinstance(fig, Figure):
         raise ValueError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    canvas = fig.canvas
+    if not hasattr(canvas, "get_renderer"):       # a closed figure (e.g. after the inline backend showed it)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
     return _uniform_faults(fig) + _cmap_faults(fig) + _text_faults(fig, renderer) + _legend_faults(fig)
 
 

@@ -247,7 +247,7 @@ def model_randomisation(method, x: torch.Tensor, target: Target = None, order: s
         result = model_randomisation(GuidedBackprop(model), x, order="cascading")
         print(result.table())
     """
-    from nnlab.core.progress import progress as tqdm  # vanishes when done in notebooks
+    from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
     check_images(x)
     _check_measures(measures)
