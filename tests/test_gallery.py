@@ -223,3 +223,17 @@ def test_every_lab_ran_in_the_gallery():
     summary = json.loads((GALLERY / "faults.json").read_text())
     assert summary["errors"] == []
     assert (GALLERY / "index.html").is_file() and summary["figures"] == len(PNGS)
+
+
+def test_stray_reprs_are_found_and_reported():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("torch.manual_seed(0)", outputs=[nbformat.v4.new_output(
+                    "execute_result", data={"text/plain": "<torch._C.Generator at 0x7f00deadbeef>"}, execution_count=1)]),
+                nbformat.v4.new_code_cell("1 + 1", outputs=[nbformat.v4.new_output(
+                    "execute_result", data={"text/plain": "2"}, execution_count=2)])]
+    assert G.stray_reprs(nb) == [{"cell": 0, "text": "<torch._C.Generator at 0x7f00deadbeef>"}]
+    text = G.report({"figures": 2, "faults": 1, "errors": [], "stray_reprs": [{"lab": "00", **G.stray_reprs(nb)[0]}],
+                     "faulty": [{"png": "00/cell01_0.png", "faults": ["jet colour map in axes 0"]}]})
+    assert "figures: **2**" in text and "00/cell01_0.png" in text and "torch._C.Generator" in text

@@ -278,6 +278,21 @@ def figures_of(nb) -> List[dict]:
     return figures
 
 
+
+def stray_reprs(nb) -> List[dict]:
+    """``[{cell, text}]``: echoed reprs of objects (``<torch._C.Generator object at 0x...>`` from a last line
+    ``torch.manual_seed(0)``, ``[<matplotlib.lines.Line2D ...>]``), which a lab should end with ``;`` or ``_ =``."""
+    found = []
+    for number, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") != "execute_result":
+                continue
+            text = str(output.get("data", {}).get("text/plain", "")).strip()
+            if " at 0x" in text and text.startswith(("<", "[<", "(<")):
+                found.append({"cell": number, "text": text[:120]})
+    return found
+
+
 def execute(path: Path, timeout: int = 600):
     """Execute a notebook with nbclient in its folder (NNLAB_DATA etc. from the environment), the fault checker
     installed first in a cell that is removed again. Returns the executed notebook."""
@@ -298,7 +313,7 @@ def build(notebooks: Optional[List[Path]] = None, out: Path = OUT, timeout: int 
     under ``out``, and ``faults.json``. Returns ``{"figures": n, "faults": n, "faulty": [...], "errors": [...]}``."""
     notebooks = sorted(notebooks or (ROOT / "solutions").glob("[0-9]*.ipynb"))
     out.mkdir(parents=True, exist_ok=True)
-    rows, errors = [], []
+    rows, errors, strays = [], [], []
     for path in notebooks:
         lab = path.stem
         start = time.time()
@@ -309,6 +324,7 @@ def build(notebooks: Optional[List[Path]] = None, out: Path = OUT, timeout: int 
             errors.append(f"{lab}: {type(error).__name__}: {str(error)[:300]}")
             print(f"{lab}: FAILED {type(error).__name__}", flush=True)
             continue
+        strays += [{"lab": lab, **stray} for stray in stray_reprs(nb)]
         (out / lab).mkdir(exist_ok=True)
         for old in (out / lab).glob("*.png"):
             old.unlink()
@@ -319,19 +335,44 @@ def build(notebooks: Optional[List[Path]] = None, out: Path = OUT, timeout: int 
                          "widget": fig["widget"], "faults": png_faults(out / name)})
         print(f"{lab}: {sum(r['lab'] == lab for r in rows)} figures in {time.time() - start:.0f} s", flush=True)
     summary = {"figures": len(rows), "faults": sum(len(r["faults"]) for r in rows),
-               "faulty": [r for r in rows if r["faults"]], "errors": errors, "rows": rows}
+               "faulty": [r for r in rows if r["faults"]], "errors": errors, "stray_reprs": strays,
+               "rows": rows}
     (out / "faults.json").write_text(json.dumps(summary, indent=1))
-    (out / "index.html").write_text(_html(rows, errors))
+    (out / "index.html").write_text(_html(rows, errors, strays))
     return summary
 
 
-def _html(rows: List[dict], errors: List[str]) -> str:
+def report(summary: dict) -> str:
+    """The markdown report of a gallery run (bench/results/gallery.md): counts, the faulty figures, stray reprs."""
+    lines = ["# Gallery: the course's figures and their mechanical faults", "",
+             "`make gallery` (nnlab.course.gallery) executes every solution notebook and checks every figure "
+             "(blank / near-uniform images, banned colour maps, titles overlapping axes, overlapping tick labels, "
+             "several series without a legend).", "",
+             f"- figures: **{summary['figures']}**",
+             f"- mechanical faults: **{summary['faults']}** in {len(summary['faulty'])} figures",
+             f"- notebooks that failed: {len(summary['errors'])}", ""]
+    if summary["errors"]:
+        lines += ["## Notebooks that failed", ""] + [f"- {e}" for e in summary["errors"]] + [""]
+    if summary["faulty"]:
+        lines += ["## Faulty figures (for the per-lab pass)", "", "| figure | faults |", "|---|---|"]
+        for r in summary["faulty"]:
+            shown = "; ".join(r["faults"][:3]) + (f"; ... ({len(r['faults'])} in all)" if len(r["faults"]) > 3 else "")
+            lines.append(f"| {r['png']} | {shown.replace('|', '/')} |")
+        lines.append("")
+    if summary.get("stray_reprs"):
+        lines += ["## Stray reprs", ""] + [f"- {s['lab']} cell {s['cell']}: `{s['text']}`" for s in summary["stray_reprs"]]
+    return "\n".join(lines) + "\n"
+
+
+def _html(rows: List[dict], errors: List[str], strays: List[dict] = ()) -> str:
     faulty = sum(bool(r["faults"]) for r in rows)
     parts = ["<!doctype html><meta charset='utf-8'><title>nnlab gallery</title>",
              "<style>body{font-family:sans-serif;margin:1em}td{vertical-align:top;padding:6px;"
              "border-bottom:1px solid #ddd}img{max-width:720px}.fault{color:#b00}</style>",
              f"<h1>nnlab: {len(rows)} figures, {faulty} with mechanical faults</h1>"]
     parts += [f"<p class='fault'>{html.escape(e)}</p>" for e in errors]
+    parts += [f"<p class='fault'>stray repr in {html.escape(s['lab'])} cell {s['cell']}: {html.escape(s['text'])}</p>"
+              for s in strays]
     parts.append("<table><tr><th>lab</th><th>cell</th><th>the sentence it illustrates</th><th>figure</th></tr>")
     for r in rows:
         faults = "".join(f"<div class='fault'>{html.escape(f)}</div>" for f in r["faults"])
@@ -352,6 +393,8 @@ def main(argv=None) -> int:
     if not os.environ.get("NNLAB_DATA"):
         print("warning: NNLAB_DATA is not set; the labs look for their data in the default places", file=sys.stderr)
     summary = build(args.notebooks or None, args.out, args.timeout)
+    if not args.notebooks:
+        (ROOT / "bench" / "results" / "gallery.md").write_text(report(summary))
     print(f"{summary['figures']} figures, {summary['faults']} faults in {len(summary['faulty'])} figures, "
           f"{len(summary['errors'])} notebooks failed -> {args.out / 'index.html'}")
     return 1 if summary["errors"] else 0
