@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import clear_output, display
+from IPython.display import display
 
 import nnlab.viz  # noqa: F401  (applies the course's figure style: every lab imports this module)
 
@@ -122,25 +122,45 @@ class Explorer(widgets.VBox):
         return {name: control.value for name, control in self.controls.items()}
 
     def update(self, *_change, first: bool = False) -> None:
-        """Redraw in place with the current control values (only the explorer's own figures are closed)."""
+        """Redraw in place with the current control values (only the explorer's own figures are closed).
+
+        The figures are put into the output area's ``outputs`` directly (``Output.append_display_data``), not
+        captured with ``with output:``. Capturing makes a headless runner that emulates the Output widget
+        (nbclient, so grading, CI and ``make gallery``) send a comm message on the kernel's shell channel while it
+        waits for the cell's execute reply on that same channel; a race there left a run of lab 01 waiting for a
+        reply it had missed, with the kernel idle, until the cell timeout (nbclient issue #312). Setting the state
+        sends no such message."""
         before = set(plt.get_fignums())
-        error = None
-        with self.output:
-            clear_output(wait=True)
-            try:
-                self.render(**self.values)
-                for number in set(plt.get_fignums()) - before:   # the figures this render drew, nothing else
-                    display(plt.figure(number))
-                    plt.close(number)
-            except Exception as caught:  # noqa: BLE001 -- shown or raised below, never swallowed
-                error = caught
-                if not first:
-                    raise                                       # the Output widget shows the traceback
-        self.renders += 1
-        if error is not None:
+        try:
+            self.render(**self.values)
+        except Exception as error:  # noqa: BLE001 -- raised (first render) or shown (later ones), never swallowed
             for number in set(plt.get_fignums()) - before:
                 plt.close(number)
-            raise error
+            if first:
+                raise
+            import traceback
+
+            self.output.outputs = ({"output_type": "stream", "name": "stderr",
+                                    "text": "".join(traceback.format_exception(error))},)
+            return
+        new = sorted(set(plt.get_fignums()) - before)          # the figures this render drew, nothing else
+        shown = []
+        for number in new:
+            figure = plt.figure(number)
+            if _in_kernel():
+                from IPython.core.formatters import format_display_data
+
+                data, metadata = format_display_data(figure)
+                shown.append({"output_type": "display_data", "data": data, "metadata": metadata})
+            plt.close(number)
+        self.output.outputs = tuple(shown)
+        self.renders += 1
+
+
+def _in_kernel() -> bool:
+    from nnlab.core.progress import in_notebook
+
+    return in_notebook()
 
 
 def explore(render: Callable, title: Optional[str] = None, initial: Optional[dict] = None, **controls) -> Explorer:
