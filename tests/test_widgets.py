@@ -83,3 +83,18 @@ def test_progress_bars_vanish_in_notebooks_only(monkeypatch):
     monkeypatch.setattr(P, "in_notebook", lambda: True)
     assert P.progress_bar(range(3), disable=True).leave is False
     assert P.progress_bar(range(3), disable=True, leave=True).leave is True
+
+
+def test_a_later_render_error_is_shown_in_the_output_area_not_captured():
+    picker = W.image_picker([0, 1, 2])
+
+    def render(index):
+        if index == 2:
+            raise RuntimeError("no such digit")
+
+    explorer = W.Explorer(render, dict(index=picker))
+    assert explorer.output.outputs == () and explorer.output.msg_id == ""   # nothing captured, state set directly
+    picker.value = 2
+    (shown,) = explorer.output.outputs
+    assert shown["name"] == "stderr" and "RuntimeError: no such digit" in shown["text"]
+    assert explorer.output.msg_id == ""                     # never a `with output:` capture (see update's docstring)
