@@ -169,6 +169,11 @@ def _viz_figures():
     yield "show_feature_maps", lambda: viz.show_feature_maps(model, images[:1])
     yield "show_feature_maps panel", lambda: viz.show_feature_maps(model, images[:1], scale="panel")
     yield "show_random_feature_maps", lambda: viz.show_random_feature_maps(model, images[:1], "conv2", n=8)
+    from types import SimpleNamespace
+
+    top = SimpleNamespace(features=torch.arange(8), values=torch.rand(8, 9, generator=g), layer="conv1",
+                          projections=torch.randn(8, 9, 1, 5, 5, generator=g), patches=torch.rand(8, 9, 1, 5, 5, generator=g))
+    yield "show_top_activations", lambda: viz.show_top_activations(top)
     Y = torch.randn(60, 2, generator=g)
     labels = torch.arange(60) % 3
     yield "plot_embedding", lambda: viz.plot_embedding(Y, labels, ["a", "b", "c"], title="t-SNE")

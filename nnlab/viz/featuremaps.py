@@ -163,7 +163,7 @@ def show_top_activations(top, features: Optional[Sequence[int]] = None, ncols: i
         raise ValueError(f"features {missing} were not scanned; available: {top.features.tolist()}")
     k = min(grid * grid, top.values.shape[1])
     nrows = int(np.ceil(len(features) / ncols))
-    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size * grid / 3 * 1.05, nrows * size * grid / 3 * 1.2),
+    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size * grid / 3 * 1.05, nrows * size * grid / 3 * 1.2 + 0.25 * nrows),
                              squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
