@@ -103,6 +103,14 @@ def test_several_series_without_a_legend_are_a_fault():
     ax.plot(t, t ** 2, label="Grad-CAM")
     ax.legend()
     assert G.figure_faults(good) == []
+    multiples, axes = plt.subplots(1, 2)                          # one legend for both panels' classes
+    for ax in axes:
+        ax.plot(t, t, label="CAM")
+        ax.plot(t, t ** 2, label="Grad-CAM")
+    axes[1].legend()
+    assert G.figure_faults(multiples) == []
+    axes[0].plot(t, t ** 3, label="occlusion")                    # a series no legend names
+    assert _faults(multiples, "without a legend")
     single, ax = plt.subplots()
     ax.plot(t, t)
     ax.axhline(0.5)                                              # a reference line is no series

@@ -148,8 +148,12 @@ def _legend_faults(fig) -> List[str]:
     if fig.legends:
         return []
     faults = []
+    legended = {t.get_text() for ax in fig.axes if ax.get_legend() is not None for t in ax.get_legend().get_texts()}
     for k, ax in enumerate(fig.axes):
         if getattr(ax, "_colorbar", None) is not None or ax.get_legend() is not None:
+            continue
+        labels = [label for label in ax.get_legend_handles_labels()[1] if not label.startswith("_")]
+        if labels and set(labels) <= legended:    # small multiples: one panel's legend names this panel's series
             continue
         if _series(ax) >= 2 and not has_colorbar:
             faults.append(f"{_series(ax)} series without a legend in axes {k} ({_name(ax)})")
