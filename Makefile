@@ -58,3 +58,9 @@ bench: $(VENV)/.nnlab-bench-peers
 
 clean-cache:
 	rm -rf data/cache
+
+# Every solution executed (nbclient; NNLAB_DATA from the environment), each figure as a PNG, one index.html and the
+# mechanical-fault report under test-output/gallery/ (tests/test_gallery.py then checks those figures).
+.PHONY: gallery
+gallery: $(STAMP)
+	$(PY) -m nnlab.course.gallery

@@ -37,3 +37,64 @@ def test_bad_widget_arguments_are_clear_errors():
         W.float_slider("w", 0.0, 0.0, 1.0, log=True)
     with pytest.raises(ValueError, match="Conv2d"):
         W.layer_picker(models.LogisticRegression())
+
+
+def test_explorer_opens_on_the_chosen_case():
+    import pytest
+
+    calls = []
+    picker = W.image_picker(torch.zeros(9, 1, 4, 4))
+    W.Explorer(lambda index: calls.append(index), dict(index=picker), initial={"index": 7})
+    assert calls == [7] and picker.value == 7
+    with pytest.raises(ValueError, match="initial: 'idx' is not a control"):
+        W.Explorer(lambda index: None, dict(index=W.image_picker(torch.zeros(3, 1, 4, 4))), initial={"idx": 1})
+    with pytest.raises(ValueError, match=r"initial\['index'\]: expected a value in \[0, 2\], got 5"):
+        W.Explorer(lambda index: None, dict(index=W.image_picker(torch.zeros(3, 1, 4, 4))), initial={"index": 5})
+    with pytest.raises(ValueError, match=r"initial\['layer'\]"):
+        W.Explorer(lambda layer: None, dict(layer=W.layer_picker(models.MnistCNN())), initial={"layer": "fc9"})
+
+
+def test_explorer_draws_its_own_figures_and_leaves_the_others_open():
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    mine = plt.figure()                                      # a figure the lab drew before the explorer
+    W.Explorer(lambda index: plt.subplots(), dict(index=W.image_picker([0, 1])))
+    assert plt.get_fignums() == [mine.number]                # the explorer's figure shown and closed, not the lab's
+    plt.close("all")
+
+
+def test_an_error_in_the_first_render_fails_the_cell():
+    import pytest
+
+    def broken(index):
+        raise RuntimeError("the render is broken")
+
+    with pytest.raises(RuntimeError, match="the render is broken"):
+        W.Explorer(broken, dict(index=W.image_picker([0, 1])))
+
+
+def test_progress_bars_vanish_in_notebooks_only(monkeypatch):
+    from nnlab.core import progress as P
+
+    assert P.in_notebook() is False
+    bar = P.progress_bar(range(3), desc="x", disable=True)
+    assert bar.leave is True and list(bar) == [0, 1, 2]       # a terminal keeps the finished bar as a log line
+    monkeypatch.setattr(P, "in_notebook", lambda: True)
+    assert P.progress_bar(range(3), disable=True).leave is False
+    assert P.progress_bar(range(3), disable=True, leave=True).leave is True
+
+
+def test_a_later_render_error_is_shown_in_the_output_area_not_captured():
+    picker = W.image_picker([0, 1, 2])
+
+    def render(index):
+        if index == 2:
+            raise RuntimeError("no such digit")
+
+    explorer = W.Explorer(render, dict(index=picker))
+    assert explorer.output.outputs == () and explorer.output.msg_id == ""   # nothing captured, state set directly
+    picker.value = 2
+    (shown,) = explorer.output.outputs
+    assert shown["name"] == "stderr" and "RuntimeError: no such digit" in shown["text"]
+    assert explorer.output.msg_id == ""                     # never a `with output:` capture (see update's docstring)

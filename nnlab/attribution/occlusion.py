@@ -72,7 +72,7 @@ class Occlusion(Attribution):
 
     def drops(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         """Score drop for every window position: (N, n_rows, n_cols), detached, on ``x``'s device."""
-        from tqdm.auto import tqdm
+        from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
         x_ = self._prepare(x)
         n, _, height, width = x_.shape

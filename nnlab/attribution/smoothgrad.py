@@ -38,7 +38,7 @@ class SmoothGrad(Attribution):
         self.n_samples, self.noise_level, self.seed, self.progress = n_samples, noise_level, seed, progress
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-        from tqdm.auto import tqdm
+        from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
         x_ = self._prepare(x)
         target = predicted_target(self.model, x_, target, self.output)  # for the clean image, not for each noisy copy

@@ -29,7 +29,8 @@ from nnlab.core.hooks import (
     relu_backward_rule,
     buffers_kept,
 )
-from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize
+from nnlab.core.maps import MODES, REDUCTIONS, reduce_channels, upsample, normalize, map_scale
+from nnlab.core.progress import progress_bar, in_notebook
 from nnlab.core.targets import (
     Output,
     Target,

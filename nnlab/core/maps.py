@@ -44,22 +44,42 @@ def upsample(maps: torch.Tensor, size: Sequence[int], mode: str = "bilinear") ->
     return F.interpolate(maps.float(), size=tuple(size), mode=mode, **options)
 
 
-def normalize(maps: torch.Tensor, mode: str = "signed", percentile: float = 99.0) -> torch.Tensor:
-    """Scale each map of a batch (N, ...) for display, each image on its own scale.
+def map_scale(maps: torch.Tensor, mode: str = "signed", percentile: float = 99.0, shared: bool = False) -> torch.Tensor:
+    """The divisor ``s`` that :func:`normalize` uses: the ``percentile`` of |m| (of max(m, 0) for ``"positive"``),
+    one per map (N,) or, with ``shared=True``, one over the whole batch (a scalar tensor), for panels that must be
+    compared on one scale."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
+    maps = torch.as_tensor(maps).detach().float()
+    values = maps.clamp(min=0) if mode == "positive" else maps.abs()
+    flat = values.reshape(1, -1) if shared else values.flatten(1)
+    scale = torch.quantile(flat, percentile / 100, dim=1) if percentile < 100 else flat.amax(1)
+    return scale.clamp(min=1e-12)[0] if shared else scale.clamp(min=1e-12)
+
+
+def normalize(maps: torch.Tensor, mode: str = "signed", percentile: float = 99.0, scale=None) -> torch.Tensor:
+    """Scale each map of a batch (N, ...) for display.
 
     ``mode``: ``"signed"``: m / s in [-1, 1] (0 stays 0: white in a diverging colour map);
     ``"abs"``: |m| / s in [0, 1]; ``"positive"``: max(m, 0) / s in [0, 1] (only the evidence for the target);
     ``"rgb"``: 0.5 + m / (2 s) in [0, 1] per channel (the usual look of guided backpropagation images).
-    ``s`` is the ``percentile`` of |m| (or of max(m, 0)) over the image; a few extreme pixels above it are clipped.
-    ``percentile=100`` divides by the maximum.
+
+    Percentile stretch, an explicit choice: by default (``scale=None``) ``s`` is the ``percentile`` of |m| (or of
+    max(m, 0)) over each image on its own (*per-panel*: shows each map's pattern; a few extreme pixels above it are
+    clipped; ``percentile=100`` divides by the maximum). Pass ``scale`` (a number, or
+    ``map_scale(maps, mode, percentile, shared=True)``) to put every map on one *shared* scale, when the point is
+    to compare their strengths.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     maps = maps.detach().float()
     values = maps.clamp(min=0) if mode == "positive" else maps.abs()
-    scale = torch.quantile(values.flatten(1), percentile / 100, dim=1) if percentile < 100 else \
-        values.flatten(1).amax(1)
-    scale = scale.clamp(min=1e-12).view(-1, *([1] * (maps.dim() - 1)))
+    if scale is None:
+        scale = map_scale(maps, mode, percentile)
+    scale = torch.as_tensor(scale, dtype=torch.float32).clamp(min=1e-12)
+    scale = scale.view(-1, *([1] * (maps.dim() - 1))) if scale.dim() else scale
     if mode == "signed":
         return (maps / scale).clamp(-1, 1)
     if mode == "rgb":

@@ -5,7 +5,7 @@ May import: every room but nnlab.cli.
 
 from importlib import import_module
 
-_MODULES = {"build", "exercises", "grade", "kernel", "review", "sandbox", "widgets"}
+_MODULES = {"build", "exercises", "gallery", "grade", "kernel", "review", "sandbox", "widgets"}
 
 
 def __getattr__(name):

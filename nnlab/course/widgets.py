@@ -16,7 +16,9 @@ from typing import Callable, Optional, Sequence
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import clear_output, display
+from IPython.display import display
+
+import nnlab.viz  # noqa: F401  (applies the course's figure style: every lab imports this module)
 
 STYLE = {"description_width": "initial"}
 
@@ -84,36 +86,87 @@ def int_slider(description: str, value: int, min: int, max: int, step: int = 1) 
 
 
 class Explorer(widgets.VBox):
-    """Controls above an output area; ``render(**values)`` draws a figure there, again on every change."""
+    """Controls above an output area; ``render(**values)`` draws a figure there, again on every change.
 
-    def __init__(self, render: Callable, controls: dict, title: Optional[str] = None):
+    ``initial``: ``{control name: value}`` set before the first render, so that the explorer opens on a chosen,
+    informative case (a digit the model gets wrong, the class it predicts) instead of the first one.
+    An error in the first render is raised (the cell fails, as it would without a widget); an error in a later
+    render (a student moving a slider) is shown in the output area.
+    """
+
+    def __init__(self, render: Callable, controls: dict, title: Optional[str] = None,
+                 initial: Optional[dict] = None):
         self.render = render
         self.controls = controls
         self.output = widgets.Output()
         self.renders = 0
+        for name, value in (initial or {}).items():
+            if name not in controls:
+                raise ValueError(f"initial: {name!r} is not a control; expected one of {sorted(controls)}")
+            control = controls[name]
+            try:
+                control.value = value
+            except Exception as error:  # traitlets' TraitError: a value outside the options
+                raise ValueError(f"initial[{name!r}]: {value!r} is not a value of that control ({error})") from None
+            if hasattr(control, "min") and hasattr(control, "max") and not control.min <= value <= control.max:
+                raise ValueError(f"initial[{name!r}]: expected a value in [{control.min}, {control.max}], "
+                                 f"got {value!r}")
         for control in controls.values():
             control.observe(self.update, names="value")
         header = [widgets.HTML(f"<b>{title}</b>")] if title else []
         super().__init__(header + [widgets.HBox(list(controls.values())), self.output])
-        self.update()
+        self.update(first=True)
 
     @property
     def values(self) -> dict:
         return {name: control.value for name, control in self.controls.items()}
 
-    def update(self, *_change) -> None:
-        """Redraw in place with the current control values."""
-        with self.output:
-            clear_output(wait=True)
-            plt.close("all")
+    def update(self, *_change, first: bool = False) -> None:
+        """Redraw in place with the current control values (only the explorer's own figures are closed).
+
+        The figures are put into the output area's ``outputs`` directly (``Output.append_display_data``), not
+        captured with ``with output:``. Capturing makes a headless runner that emulates the Output widget
+        (nbclient, so grading, CI and ``make gallery``) send a comm message on the kernel's shell channel while it
+        waits for the cell's execute reply on that same channel; a race there left a run of lab 01 waiting for a
+        reply it had missed, with the kernel idle, until the cell timeout (nbclient issue #312). Setting the state
+        sends no such message."""
+        before = set(plt.get_fignums())
+        try:
             self.render(**self.values)
-            plt.show()
+        except Exception as error:  # noqa: BLE001 -- raised (first render) or shown (later ones), never swallowed
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            if first:
+                raise
+            import traceback
+
+            self.output.outputs = ({"output_type": "stream", "name": "stderr",
+                                    "text": "".join(traceback.format_exception(error))},)
+            return
+        new = sorted(set(plt.get_fignums()) - before)          # the figures this render drew, nothing else
+        shown = []
+        for number in new:
+            figure = plt.figure(number)
+            if _in_kernel():
+                from IPython.core.formatters import format_display_data
+
+                data, metadata = format_display_data(figure)
+                shown.append({"output_type": "display_data", "data": data, "metadata": metadata})
+            plt.close(number)
+        self.output.outputs = tuple(shown)
         self.renders += 1
 
 
-def explore(render: Callable, title: Optional[str] = None, **controls) -> Explorer:
-    """Build and display an :class:`Explorer`: ``render`` is called with one keyword argument per control."""
-    explorer = Explorer(render, controls, title)
+def _in_kernel() -> bool:
+    from nnlab.core.progress import in_notebook
+
+    return in_notebook()
+
+
+def explore(render: Callable, title: Optional[str] = None, initial: Optional[dict] = None, **controls) -> Explorer:
+    """Build and display an :class:`Explorer`: ``render`` is called with one keyword argument per control.
+    ``initial={"index": 7}`` opens it on a chosen case."""
+    explorer = Explorer(render, controls, title, initial)
     display(explorer)
     return explorer
 

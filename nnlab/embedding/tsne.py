@@ -344,7 +344,7 @@ class TSNE:
         self._gains = torch.ones_like(Y)
         self._bar = None
         if self.progress:
-            from tqdm.auto import tqdm
+            from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
             self._bar = tqdm(total=self.max_iter, desc="t-SNE")
         self._notify(0, objective(Y, compute_grad=False)[0] if self._wants_kl(0) else math.nan, Y)
         n_early = min(self.early_exaggeration_iter, self.max_iter)

@@ -118,7 +118,7 @@ def perturbation_curve(model: nn.Module, x: torch.Tensor, attr: Optional[torch.T
     Returns:
         a :class:`PerturbationCurve`: ``scores`` (N, n_steps + 1), ``fractions`` (n_steps + 1,), ``auc`` (N,).
     """
-    from tqdm.auto import tqdm
+    from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
     check_images(x)
     if mode not in ("deletion", "insertion"):

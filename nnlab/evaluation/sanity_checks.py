@@ -261,7 +261,7 @@ def model_randomisation(method, x: torch.Tensor, target: Target = None, order: s
         result = model_randomisation(GuidedBackprop(model), x, order="cascading")
         print(result.table())
     """
-    from tqdm.auto import tqdm
+    from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
     check_images(x)
     _check_method(method)

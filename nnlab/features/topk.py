@@ -21,7 +21,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
 from nnlab.core.checks import check_images, check_indices, check_size, running
 from nnlab.core.hooks import LayerSpec, capture, eval_mode, layer_name

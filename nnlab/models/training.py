@@ -31,7 +31,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     then anneal the learning rate; fast convergence) or "constant". Returns the history ``{"loss": [...]}``
     of the mean training loss per epoch. ``on_epoch(epoch, model)``, if given, runs after each epoch (1, 2, ...).
     """
-    from tqdm.auto import tqdm
+    from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

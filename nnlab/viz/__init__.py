@@ -1,6 +1,9 @@
 """Every figure: ``show_*`` draws images, ``plot_*`` draws charts. Plotting only; the maths lives below.
 
 May import: every room but nnlab.course and nnlab.cli.
+
+Importing this room applies the course's figure style once (:func:`style`: fonts >= 8 pt, perceptual colour maps,
+retina output in Jupyter); the labs import it through ``nnlab.course.widgets``.
 """
 
 from nnlab.viz.evaluation import (
@@ -24,7 +27,19 @@ from nnlab.viz.featuremaps import (
     show_features_over_training,
 )
 from nnlab.viz.featurevis import show_images, plot_term_history, show_units_and_patches
-from nnlab.viz.images import to_numpy_image, show_image, show_map, overlay, gallery
+from nnlab.viz.images import (
+    MAGNITUDE_CMAP,
+    SIGNED_CMAP,
+    BANNED_CMAPS,
+    RC,
+    style,
+    to_numpy_image,
+    show_image,
+    show_map,
+    overlay,
+    draw_contour,
+    gallery,
+)
 from nnlab.viz.templates import show_template, show_templates, show_hidden_unit, show_top_units, show_neighbours
 from nnlab.viz.tsne import (
     class_colors,
@@ -34,3 +49,5 @@ from nnlab.viz.tsne import (
     animate_history,
     plot_neighbourhood,
 )
+
+style()

@@ -13,7 +13,7 @@ import torch
 
 from nnlab.core.hooks import capture, conv_layer_names, eval_mode, get_layer, layer_name
 from nnlab.core.maps import normalize
-from nnlab.viz.images import show_image, to_numpy_image
+from nnlab.viz.images import SIGNED_CMAP, show_image, to_numpy_image
 
 
 # --------------------------------------------------------------------------- mosaics of small maps
@@ -40,12 +40,12 @@ def _show(ax, array, cmap="gray", vmin=None, vmax=None, title=None):
 
     if array.ndim == 3:  # RGB: gaps white
         array = np.where(np.isnan(array), 1.0, array)
-    cmap = plt.get_cmap(cmap).copy()
-    cmap.set_bad("white")
-    ax.imshow(array, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    cmap = plt.get_cmap(cmap).with_extremes(bad="white")
+    image = ax.imshow(array, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+    return image
 
 
 def _display(images: torch.Tensor) -> torch.Tensor:
@@ -60,9 +60,10 @@ def _pixels(images: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- filters and feature maps
-def show_filters(model, layer=None, ncols: int = 8, size: float = 0.8):
+def show_filters(model, layer=None, ncols: int = 8, size: float = 0.8, colorbar: bool = True):
     """The filters of a conv layer (default: the first) as images, each on the same symmetric scale
-    (red positive, blue negative; RGB filters as 0.5 + w / (2 max|w|))."""
+    (red positive, white 0, blue negative, with a colour bar of the weights if ``colorbar``; RGB filters as
+    0.5 + w / (2 max|w|))."""
     import matplotlib.pyplot as plt
 
     layer = layer or conv_layer_names(model)[0]
@@ -73,9 +74,13 @@ def show_filters(model, layer=None, ncols: int = 8, size: float = 0.8):
         shown = (0.5 + weight / (2 * weight.abs().max())).clamp(0, 1)
         _show(ax, mosaic(shown, ncols), cmap="gray")
     else:
-        vmax = weight.abs().max().item()
-        _show(ax, mosaic(weight.sum(1) if weight.shape[1] > 1 else weight[:, 0], ncols), cmap="bwr",
-              vmin=-vmax, vmax=vmax)
+        shown = weight.sum(1) if weight.shape[1] > 1 else weight[:, 0]
+        vmax = shown.abs().max().item() or 1.0
+        image = _show(ax, mosaic(shown, ncols), cmap=SIGNED_CMAP, vmin=-vmax, vmax=vmax)
+        if colorbar:
+            bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+            bar.ax.tick_params(labelsize=8)
+            bar.set_label("weight", fontsize=8)
     ax.set_title(f"{layer_name(model, layer)}: {n} filters {tuple(weight.shape[1:])}"
                  + (" (summed over input channels)" if weight.shape[1] not in (1, 3) else ""), fontsize=9)
     fig.tight_layout()
@@ -89,10 +94,13 @@ def _maps(model, x, layers):
 
 
 def show_feature_maps(model, x: torch.Tensor, layers: Optional[Sequence[str]] = None, ncols: int = 16,
-                      size: float = 0.6):
+                      size: float = 0.6, scale: str = "layer"):
     """All feature maps of one image ``x (1, C, H, W)`` for every layer in ``layers`` (default: the conv layers),
-    one block per layer. Maps of a layer share one scale (so weak maps look weak): grey from 0 to the layer's
-    maximum for rectified maps, red/blue around 0 for signed ones."""
+    one block per layer: grey from 0 for rectified maps, red/blue around 0 for signed ones.
+
+    ``scale``: ``"layer"`` (default): the maps of a layer share one scale, its maximum (so weak maps look weak:
+    the point is to compare them); ``"panel"``: each map is stretched to its own maximum (the point is each
+    map's pattern; the block title says so)."""
     import matplotlib.pyplot as plt
 
     layers = list(layers or conv_layer_names(model))
@@ -101,12 +109,17 @@ def show_feature_maps(model, x: torch.Tensor, layers: Optional[Sequence[str]] = 
     fig, axes = plt.subplots(len(layers) + 1, 1, figsize=(size * ncols, size * (sum(heights) + 2) + 0.5 * len(layers)),
                              gridspec_kw={"height_ratios": [2] + heights}, squeeze=False)
     show_image(x[0], axes[0, 0], title="image")
+    if scale not in ("layer", "panel"):
+        raise ValueError(f"scale: expected 'layer' or 'panel', got {scale!r}")
     for ax, name in zip(axes[1:, 0], layers):
         maps = acts[name][0]
-        vmax = maps.abs().max().item() or 1.0
         signed = bool((maps < 0).any())
-        _show(ax, mosaic(maps, ncols), cmap="bwr" if signed else "gray", vmin=-vmax if signed else 0, vmax=vmax,
-              title=f"{name}: {maps.shape[0]} maps {tuple(maps.shape[1:])}")
+        if scale == "panel":
+            maps = maps / maps.flatten(1).abs().amax(1).clamp(min=1e-12)[:, None, None]
+        vmax = maps.abs().max().item() or 1.0
+        note = ", each on its own scale" if scale == "panel" else ", one scale"
+        _show(ax, mosaic(maps, ncols), cmap=SIGNED_CMAP if signed else "gray", vmin=-vmax if signed else 0, vmax=vmax,
+              title=f"{name}: {maps.shape[0]} maps {tuple(maps.shape[1:])}{note}")
     fig.tight_layout()
     return fig
 
@@ -150,7 +163,7 @@ def show_top_activations(top, features: Optional[Sequence[int]] = None, ncols: i
         raise ValueError(f"features {missing} were not scanned; available: {top.features.tolist()}")
     k = min(grid * grid, top.values.shape[1])
     nrows = int(np.ceil(len(features) / ncols))
-    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size * grid / 3 * 1.05, nrows * size * grid / 3 * 1.2),
+    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size * grid / 3 * 1.05, nrows * size * grid / 3 * 1.2 + 0.25 * nrows),
                              squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -190,7 +203,7 @@ def show_projection_steps(steps, image: Optional[torch.Tensor] = None, max_chann
     if image is not None:
         show_image(image[0] if image.dim() == 4 else image, axes.pop(0), title="image")
     for ax, (title, array, vmax) in zip(axes, rows):
-        _show(ax, array, cmap="bwr", vmin=-vmax, vmax=vmax, title=title)
+        _show(ax, array, cmap=SIGNED_CMAP, vmin=-vmax, vmax=vmax, title=title)
     fig.tight_layout()
     return fig
 
@@ -248,7 +261,7 @@ def show_features_over_training(dyn, size: float = 1.0):
         f = snap.filters
         vmax = f.abs().max().item()
         _show(axes[r, 0], mosaic(f.sum(1) if f.shape[1] != 3 else (0.5 + f / (2 * vmax)).clamp(0, 1), 8),
-              cmap="bwr", vmin=-vmax, vmax=vmax)
+              cmap=SIGNED_CMAP, vmin=-vmax, vmax=vmax)
         axes[r, 0].set_title(f"epoch {snap.epoch} (acc {snap.accuracy:.0%}): filters" if r == 0 else
                              f"epoch {snap.epoch} (acc {snap.accuracy:.0%})", fontsize=8)
         for c, name in enumerate(layers, start=1):

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import torch
 
 from nnlab.core.maps import normalize
-from nnlab.viz.images import show_image
+from nnlab.viz.images import SIGNED_CMAP, show_image
 
 
 def _scaled(templates: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -32,7 +32,7 @@ def _scaled(templates: torch.Tensor, shared: bool) -> torch.Tensor:
     return normalize(templates, "signed", percentile=100)
 
 
-def show_template(template: torch.Tensor, ax=None, title: Optional[str] = None, cmap: str = "bwr",
+def show_template(template: torch.Tensor, ax=None, title: Optional[str] = None, cmap: str = SIGNED_CMAP,
                   scale: Optional[float] = None):
     """One template (C, H, W) as a signed image (channels summed): red +, blue -, white 0, scaled by its largest
     magnitude (or by ``scale``). Returns the axes."""
@@ -50,7 +50,7 @@ def show_template(template: torch.Tensor, ax=None, title: Optional[str] = None, 
 
 
 def show_templates(templates: torch.Tensor, titles: Optional[Sequence[str]] = None, ncols: int = 10,
-                   size: float = 1.1, shared: bool = False, cmap: str = "bwr", suptitle: Optional[str] = None):
+                   size: float = 1.1, shared: bool = False, cmap: str = SIGNED_CMAP, suptitle: Optional[str] = None):
     """A grid of templates ``(N, C, H, W)`` (the class templates of logistic regression, hidden units' input
     weights...). ``shared=False``: each on its own scale (the shape shows); ``True``: one scale (sizes compare).
     Returns the figure."""
@@ -77,7 +77,7 @@ def show_templates(templates: torch.Tensor, titles: Optional[Sequence[str]] = No
 
 
 def show_hidden_unit(model, unit: int, classes: Optional[Sequence[str]] = None, axes=None, highlight=None,
-                     cmap: str = "bwr"):
+                     cmap: str = SIGNED_CMAP):
     """Hidden unit ``unit`` of a one-hidden-layer net: its template (input weights, a row of ``W1``) as an image,
     beside a bar chart of its outgoing weights to each class (a column of ``W2``): what it looks for, and whom it
     votes for. ``highlight``: a class index drawn in a different colour (default: the class it votes for most).
@@ -94,16 +94,17 @@ def show_hidden_unit(model, unit: int, classes: Optional[Sequence[str]] = None, 
     best = int(votes.argmax())
     highlight = best if highlight is None else int(highlight)
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 2.6), gridspec_kw={"width_ratios": [1, 3.2]})
+        fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.5 + 0.2 * n_classes), 2.6 if n_classes <= 10 else 3.2),
+                                 gridspec_kw={"width_ratios": [1, 3.2]})
     fig = axes[0].figure
     show_template(templates[unit], axes[0], title=f"hidden unit {unit}: its template", cmap=cmap)
     colors = ["tab:red" if v > 0 else "tab:blue" for v in votes.tolist()]
     colors[highlight] = "black"
     axes[1].bar(range(n_classes), votes.numpy(), color=colors)
     axes[1].axhline(0, color="grey", lw=0.6)
-    step = 1 if n_classes <= 20 else 2
-    axes[1].set_xticks(range(0, n_classes, step))
-    axes[1].set_xticklabels(classes[::step], fontsize=7, rotation=90 if n_classes > 20 else 0)
+    axes[1].set_xticks(range(n_classes))                        # every class labelled, none skipped
+    axes[1].set_xticklabels(classes, fontsize=8, rotation=90 if n_classes > 10 else 0)
+    axes[1].set_xlim(-0.6, n_classes - 0.4)
     axes[1].set_ylabel("outgoing weight")
     axes[1].set_title(f"its votes for each class (black: {classes[highlight]}; largest: {classes[best]})",
                       fontsize=9)
@@ -113,7 +114,7 @@ def show_hidden_unit(model, unit: int, classes: Optional[Sequence[str]] = None, 
 
 def show_top_units(model, target: int, k: int = 6, x: Optional[torch.Tensor] = None,
                    classes: Optional[Sequence[str]] = None, examples: Optional[torch.Tensor] = None,
-                   units: Optional[Sequence[int]] = None, size: float = 1.4, cmap: str = "bwr"):
+                   units: Optional[Sequence[int]] = None, size: float = 1.4, cmap: str = SIGNED_CMAP):
     """The ``k`` hidden units most tied to class ``target`` (see :func:`nnlab.templates.top_hidden_units`; ``x``
     ranks by contribution instead of weight), each template titled with its outgoing weight to the class.
     ``units``: show these hidden units instead (e.g. your own ranking). ``examples (M, C, H, W)``: images of the

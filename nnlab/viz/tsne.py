@@ -111,7 +111,11 @@ def plot_embedding_history(history, labels, classes: Optional[Sequence[str]] = N
         plot_embedding(h.embedding, labels, classes, ax=ax, legend=False, s=3, title=f"iteration {it}{kl}")
     for ax in axes.flat[len(iterations):]:
         ax.set_axis_off()
-    fig.tight_layout()
+    handles, names = axes.flat[0].get_legend_handles_labels()    # one legend of the classes for all panels
+    if handles:
+        fig.legend(handles, names, loc="lower center", ncol=min(len(names), 10), markerscale=3, frameon=False,
+                   fontsize=9)
+    fig.tight_layout(rect=(0, 0.07 if nrows == 1 else 0.04, 1, 1) if handles else None)
     return fig
 
 
