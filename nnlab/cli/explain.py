@@ -175,8 +175,12 @@ def output_names(paths: Sequence[Path]) -> List[str]:
 
     for _ in range(64):
         names = [stem(i) for i in range(len(paths))]
-        clash = {i for i, n in enumerate(names) if names.count(n) > 1}
-        grow = [i for i in clash if depth[i] < len(paths[i].resolve().parents)]
+        grow = []
+        for n in set(names):
+            group = [i for i, m in enumerate(names) if m == n]
+            # a longer name helps only when the clashing files lie in different folders
+            if len(group) > 1 and len({paths[i].resolve().parent for i in group}) > 1:
+                grow += [i for i in group if depth[i] < len(paths[i].resolve().parents)]
         if not grow:
             break
         for i in grow:
