@@ -137,30 +137,37 @@ def assert_no_hooks(model: nn.Module) -> None:
 
 # --------------------------------------------------------------------------- ReLU backward rules
 class _RuleReLU(torch.autograd.Function):
-    """ReLU whose forward is the usual max(0, x) and whose backward follows a chosen rule.
+    """A rectifier clamp(x, 0, upper) (ReLU: upper = inf; ReLU6: upper = 6; hardtanh(0, m): upper = m) whose
+    forward is unchanged and whose backward follows a chosen rule.
 
-    rule "guided"    (Springenberg et al., 2015): grad_in = grad_out * [x > 0] * [grad_out > 0]
-    rule "deconvnet" (Zeiler & Fergus, 2014):     grad_in = max(grad_out, 0)   (forward mask ignored)
+    rule "guided"    (Springenberg et al., 2015): grad_in = grad_out * [0 < x < upper] * [grad_out > 0]
+                     (for ReLU6 the gradient passes only where 0 < x < 6, where the unit is not clipped)
+    rule "deconvnet" (Zeiler & Fergus, 2014):     grad_in = max(grad_out, 0)   (the forward mask, lower and
+                     upper clip alike, is ignored: the deconvnet rectifies the backward signal only)
     """
 
     @staticmethod
-    def forward(ctx, x, rule, inplace):
+    def forward(ctx, x, rule, inplace, upper):
         if inplace:
             ctx.mark_dirty(x)
-            out = x.clamp_(min=0)
+            out = x.clamp_(min=0, max=upper)
         else:
-            out = x.clamp(min=0)
+            out = x.clamp(min=0, max=upper)
         ctx.rule = rule
+        ctx.upper = upper
         if rule == "guided":
-            ctx.save_for_backward(out)  # out > 0 exactly where x > 0
+            ctx.save_for_backward(out)  # 0 < out < upper exactly where 0 < x < upper
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         if ctx.rule == "deconvnet":
-            return grad_out.clamp(min=0), None, None
+            return grad_out.clamp(min=0), None, None, None
         (out,) = ctx.saved_tensors
-        return grad_out.clamp(min=0) * (out > 0).to(grad_out.dtype), None, None
+        mask = out > 0
+        if ctx.upper is not None:
+            mask &= out < ctx.upper
+        return grad_out.clamp(min=0) * mask.to(grad_out.dtype), None, None, None
 
 
 _RELU_FUNCTIONS = {
@@ -168,11 +175,34 @@ _RELU_FUNCTIONS = {
     torch.Tensor.relu: "Tensor.relu", torch.Tensor.relu_: "Tensor.relu_",
 }
 _INPLACE = {torch.relu_, F.relu_, torch.Tensor.relu_}
+_RELU6_FUNCTIONS = {F.relu6: "F.relu6"}                      # nn.ReLU6 calls F.hardtanh(x, 0, 6)
+_HARDTANH_FUNCTIONS = {F.hardtanh: "F.hardtanh", F.hardtanh_: "F.hardtanh_"}
+
+#: activations with no guided / deconvnet rule: inside a rule block they raise (a plain gradient through them
+#: would be passed off as guided backpropagation). Saturating gates (sigmoid, tanh, softmax, e.g. in
+#: squeeze-excitation blocks) are not rectifiers and keep their plain gradient: a documented choice.
+_NO_RULE = {
+    F.silu: "SiLU / swish (F.silu)", F.gelu: "GELU (F.gelu)", F.elu: "ELU (F.elu)", F.selu: "SELU (F.selu)",
+    F.celu: "CELU (F.celu)", F.leaky_relu: "LeakyReLU (F.leaky_relu)", F.prelu: "PReLU (F.prelu)",
+    F.rrelu: "RReLU (F.rrelu)", F.mish: "Mish (F.mish)", F.hardswish: "Hardswish (F.hardswish)",
+    F.softplus: "Softplus (F.softplus)", F.hardsigmoid: "Hardsigmoid (F.hardsigmoid)",
+    F.glu: "GLU (F.glu)", F.logsigmoid: "LogSigmoid (F.logsigmoid)", F.threshold: "Threshold (F.threshold)",
+}
+for _name in ("elu_", "leaky_relu_", "rrelu_", "celu_", "selu_", "threshold_"):
+    if hasattr(F, _name):
+        _NO_RULE[getattr(F, _name)] = f"{_name.rstrip('_')} (F.{_name})"
+
+
+def _arg(args, kwargs, i, name, default):
+    return args[i] if len(args) > i else kwargs.get(name, default)
 
 
 class _ReLURuleMode(TorchFunctionMode):
-    """Intercepts every ReLU call (``nn.ReLU`` modules call ``F.relu``; ``torch.relu``, ``Tensor.relu`` and the
-    in-place variants too) and routes it through :class:`_RuleReLU`."""
+    """Intercepts every rectifier call and routes it through :class:`_RuleReLU`: ReLU (``nn.ReLU`` modules call
+    ``F.relu``; ``torch.relu``, ``Tensor.relu`` and the in-place variants), ReLU6 (``nn.ReLU6`` modules call
+    ``F.hardtanh(x, 0, 6)``; ``F.relu6``) and ``F.hardtanh`` with ``min_val=0``. Being a torch-function mode it
+    sees calls made anywhere, also inside modules such as timm's ``BatchNormAct2d``. An activation with no rule
+    (:data:`_NO_RULE`: SiLU, GELU, ..., or hardtanh with ``min_val != 0``) raises ``ValueError`` naming it."""
 
     def __init__(self, rule: str):
         super().__init__()
@@ -181,22 +211,45 @@ class _ReLURuleMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in _RELU_FUNCTIONS:
+        if func in _RELU_FUNCTIONS or func in _RELU6_FUNCTIONS or func in _HARDTANH_FUNCTIONS:
             x = args[0] if args else kwargs["input"]
-            inplace = func in _INPLACE or bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
+            upper = None
+            if func in _RELU_FUNCTIONS:
+                inplace = func in _INPLACE or bool(_arg(args, kwargs, 1, "inplace", False))
+            elif func in _RELU6_FUNCTIONS:
+                inplace, upper = bool(_arg(args, kwargs, 1, "inplace", False)), 6.0
+            else:
+                low = float(_arg(args, kwargs, 1, "min_val", -1.0))
+                upper = float(_arg(args, kwargs, 2, "max_val", 1.0))
+                inplace = func is F.hardtanh_ or bool(_arg(args, kwargs, 3, "inplace", False))
+                if low != 0:
+                    raise ValueError(f"relu_backward_rule({self.rule!r}): the model runs F.hardtanh with "
+                                     f"min_val={low:g}, max_val={upper:g}, which has no {self.rule} rule (only "
+                                     f"min_val=0: ReLU6 and clipped ReLUs); the result would be the plain gradient")
             self.calls += 1
-            return _RuleReLU.apply(x, self.rule, inplace)
+            return _RuleReLU.apply(x, self.rule, inplace, upper)
+        if func in _NO_RULE:
+            raise ValueError(f"relu_backward_rule({self.rule!r}): the model runs the activation {_NO_RULE[func]}, "
+                             f"which has no {self.rule} rule (defined for ReLU, ReLU6 and hardtanh(0, m) only); "
+                             f"the result would be the plain gradient through it. Use Saliency, or a model "
+                             f"with ReLU-family activations")
         return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
 def relu_backward_rule(rule: str) -> Iterator[_ReLURuleMode]:
-    """Change the backward pass of every ReLU run inside the block.
+    """Change the backward pass of every rectifier (ReLU, ReLU6, hardtanh(0, m)) run inside the block.
 
-    ``rule``: ``"guided"`` (guided backpropagation) or ``"deconvnet"`` (Zeiler-Fergus deconvnet). The forward
-    values are unchanged. Works for ``nn.ReLU`` modules (in-place or not, reused), and for functional calls
-    (``F.relu``, ``torch.relu``, ``Tensor.relu`` and in-place variants), which module hooks would miss.
-    Yields the mode object; its ``.calls`` counts the ReLUs it rerouted.
+    ``rule``: ``"guided"`` (guided backpropagation, Springenberg et al., 2015: the gradient passes where the
+    forward input was in the open linear range, 0 < x (< 6 for ReLU6), and the incoming gradient is positive) or
+    ``"deconvnet"`` (Zeiler & Fergus, 2014: the incoming gradient rectified, max(g, 0), the forward input
+    ignored; the same for ReLU6). The forward values are unchanged. Works for ``nn.ReLU`` / ``nn.ReLU6`` /
+    ``nn.Hardtanh(0, m)`` modules (in-place or not, reused, applied inside another module's forward such as timm's
+    ``BatchNormAct2d``), and for functional calls (``F.relu``, ``torch.relu``, ``Tensor.relu``, ``F.relu6``,
+    ``F.hardtanh`` and in-place variants), which module hooks would miss.
+    An activation with no such rule (SiLU, GELU, ELU, LeakyReLU, Hardswish, hardtanh with min_val != 0, ...)
+    raises ``ValueError`` naming it, rather than silently giving its plain gradient. Sigmoid, tanh and softmax
+    (gates) keep their plain gradient. Yields the mode object; its ``.calls`` counts the rectifiers it rerouted.
     """
     if rule not in ("guided", "deconvnet"):
         raise ValueError(f"rule must be 'guided' or 'deconvnet', got {rule!r}")

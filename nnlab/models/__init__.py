@@ -21,6 +21,13 @@ from nnlab.models.imagenet import (
     imagenet_classes,
     imagenet_weights_available,
     imagenet_model,
+    default_imagenet_model,
+    efficientnet_lite0,
+    efficientnet_lite0_checkpoint,
+    map_efficientnet_lite0_state_dict,
+    input_normalization,
+    NORMALIZATION,
+    DEFAULT_IMAGENET_MODEL,
     Normalized,
 )
 from nnlab.models.training import accuracy, train_classifier
