@@ -6,7 +6,12 @@ Side by side, in the same run (timings are ratios, robust to the machine's load)
 * lucent     ``lucent.optvis.render.render_vis`` with a sigmoid pixel image (optional: only if lucent imports;
              its kornia import is stubbed when kornia is missing, we use no lucent transform)
 
-Target: nnlab under 2 s on this CPU, every class at probability >= 0.99. Writes bench/results/featurevis.md.
+Target: nnlab under 2 s on this CPU, every class at probability >= 0.99.
+
+Then recognisability (issue 20): for each lab model x prior, the 10 class images are read by an independent
+logistic regression on raw pixels (``nnlab.featurevis.pixel_classifier``); a class counts as recognised when the
+reader says the class *and* the model's probability is >= 0.9. Goal: >= 8/10 for the default prior of the
+keras-vis-like model (``mnist_dense_cnn``). Writes bench/results/featurevis.md.
 Run: ``python bench/bench_featurevis.py`` (``PYTHONPATH=/path/to/lucent`` to add the lucent row).
 """
 from __future__ import annotations
@@ -21,8 +26,9 @@ from pathlib import Path
 import torch
 
 from nnlab import models
-from nnlab.featurevis import maximize
+from nnlab.featurevis import maximize, pixel_classifier, recognisability, visualize_activation
 from nnlab.featurevis import logit, total_variation, total_variation_of
+from nnlab.featurevis.maximize import default_priors
 
 STEPS, LR, TV_WEIGHT, SEED, REPEATS = 256, 0.05, 100.0, 0, 3
 SHAPE = (10, 1, 28, 28)
@@ -92,6 +98,57 @@ def lucent_runner():
     return run
 
 
+# prior name -> visualize_activation arguments (class scores, 10 classes, 256 steps)
+PRIORS = {
+    "TV 100 (keras-vis)": dict(tv_weight=100.0, jitter_pixels=0, blur_sigma=0.0, decay_rate=0.0, seed_input=None),
+    "TV 30": dict(tv_weight=30.0, jitter_pixels=0, blur_sigma=0.0, decay_rate=0.0, seed_input=None),
+    "jitter 2 + blur 0.5 + TV 100": dict(tv_weight=100.0, jitter_pixels=2, blur_sigma=0.5, decay_rate=0.0,
+                                         seed_input=None),
+    "jitter 2 + blur 0.5 + TV 30": dict(tv_weight=30.0, jitter_pixels=2, blur_sigma=0.5, decay_rate=0.0,
+                                        seed_input=None),
+    "jitter + blur + TV 30 + decay 0.01": dict(tv_weight=30.0, jitter_pixels=2, blur_sigma=0.5, decay_rate=0.01,
+                                               seed_input=None),
+    "jitter + blur + TV 30, mean-digit start": dict(tv_weight=30.0, jitter_pixels=2, blur_sigma=0.5,
+                                                    decay_rate=0.0, seed_input="mean"),
+    "jitter + blur + TV 30, grey start": dict(tv_weight=30.0, jitter_pixels=2, blur_sigma=0.5, decay_rate=0.0,
+                                              seed_input="grey"),
+}
+LAB_MODELS = ("mnist_cnn", "mnist_dense_cnn")
+
+
+def recognisability_table(reader):
+    """Markdown lines: classes recognised out of 10 (mean target probability) for each lab model x prior."""
+    lab = {name: models.pretrained(name) for name in LAB_MODELS}
+    defaults = {name: default_priors(model) for name, model in lab.items()}
+    rows = dict(PRIORS)
+    for name in LAB_MODELS:
+        if defaults[name] not in rows.values():
+            rows[f"default of {name}"] = defaults[name]
+    lines = ["## Recognisability: classes recognised out of 10", "",
+             f"Reader: logistic regression on raw MNIST pixels, {reader.metrics['test_accuracy']:.1%} on test digits. "
+             "Cell: recognised / 10 (reader's class = target and model probability >= 0.9), then the mean "
+             "probability of the target under the model and under the reader. **Bold**: the model's default.", "",
+             "| prior | " + " | ".join(LAB_MODELS) + " |", "|---" * (len(LAB_MODELS) + 1) + "|"]
+    seconds = {}
+    for prior, kwargs in rows.items():
+        cells = []
+        for name, model in lab.items():
+            start = time.perf_counter()
+            images = visualize_activation(model, None, [[c] for c in range(10)], steps=STEPS, lr=LR, seed=SEED,
+                                          progress=False, **kwargs).images
+            seconds[(prior, name)] = time.perf_counter() - start
+            score = recognisability(images, range(10), reader, model)
+            cell = (f"{score.count}/10 (model {score.target_prob.mean():.2f}, reader "
+                    f"{score.reader_prob.mean():.2f})")
+            cells.append(f"**{cell}**" if kwargs == defaults[name] else cell)
+        lines.append(f"| {prior} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    lines += ["", f"Time of one row cell (10 classes x {STEPS} steps, one thread), seconds: "
+              + ", ".join(f"{name} {min(t for (p, n), t in seconds.items() if n == name):.2f}-"
+                          f"{max(t for (p, n), t in seconds.items() if n == name):.2f}" for name in LAB_MODELS)]
+    return lines
+
+
 def main():
     # The machine is shared (2 cores, several users): one thread avoids oversubscription, which otherwise makes
     # every row several times slower and the timings erratic.
@@ -137,6 +194,8 @@ def main():
               "(sigmoid of small noise), ours dark (the MNIST background): from grey, ink-hungry classes such as 8 "
               "rise with the target's logit, which is why its probabilities are low." if lucent else
               "lucent: not installed in this environment; row omitted."]
+    reader = pixel_classifier(progress=False)
+    lines += [""] + recognisability_table(reader)
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(__file__).parent / "results" / "featurevis.md"

@@ -8,7 +8,7 @@ from nnlab import models
 from nnlab.featurevis import (FourierImage, PixelImage, blur, clamp, gaussian_blur, jitter, maximize,
                               visualize_activation)
 from nnlab.core import assert_no_hooks
-from nnlab.featurevis import Objective, channel, logit, neuron, total_variation, total_variation_of
+from nnlab.featurevis import Objective, channel, logit, lp_norm, neuron, total_variation, total_variation_of
 
 
 def linear_model(seed=0):
@@ -228,3 +228,153 @@ def test_total_variation_decreases_as_tv_weight_grows(mnist_cnn):
         assert "total_variation(2)" in history        # recorded even with weight 0
     assert tvs[0] > tvs[1] > tvs[2], tvs
     assert tvs[2] < tvs[0] / 4, tvs
+
+
+# --------------------------------------------------------------------------- priors, diversity, negative, devices
+def gram_similarity_at(model, layer, images):
+    from nnlab.core import capture
+    from nnlab.featurevis import gram_similarity_of
+
+    with torch.no_grad(), capture(model, [layer]) as acts:
+        model(images)
+    return gram_similarity_of(acts[layer]).mean().item()
+
+
+def test_diversity_lowers_the_similarity_within_the_batch():
+    from nnlab.featurevis import diversity
+
+    model = small_cnn()
+    same = logit([3] * 4) - 1 * total_variation()
+    plain, _ = maximize(model, same, shape=(4, 1, 28, 28), steps=40, lr=0.05, progress=False)
+    diverse, history = maximize(model, same - 10 * diversity("conv2"), shape=(4, 1, 28, 28), steps=40, lr=0.05,
+                                progress=False)
+    assert history["diversity(conv2)"][-1].mean() < history["diversity(conv2)"][0].mean()
+    assert gram_similarity_at(model, "conv2", diverse) < gram_similarity_at(model, "conv2", plain) - 0.05
+
+
+def test_negative_optimisation_lowers_the_logit():
+    model = small_cnn()
+    images, history = maximize(model, -logit(3), shape=(2, 1, 28, 28), steps=30, progress=False)
+    assert torch.all(history["logit(3)"][-1] < history["logit(3)"][0] - 0.03)  # an untrained net: small logits
+    positive, _ = visualize_activation(model, None, 3, steps=30, tv_weight=0.0, progress=False)
+    negative, _ = visualize_activation(model, None, 3, steps=30, tv_weight=0.0, negative=True, progress=False)
+    with torch.no_grad():
+        assert model(negative)[0, 3] < model(positive)[0, 3]
+
+
+def test_starts_and_decay():
+    from nnlab.featurevis import decay, mean_digit, start_image
+
+    g = torch.Generator().manual_seed(0)
+    assert abs(start_image("grey", (2, 1, 8, 8), g).mean().item() - 0.5) < 0.05
+    assert start_image("dark", (2, 1, 8, 8), g).mean().item() < 0.1
+    mean = start_image("mean", (1, 1, 28, 28), g, std=0.0)
+    assert torch.allclose(mean, mean_digit(28).clamp(0, 1))
+    assert mean[0, 0, 14, 14] > 0.3 > mean[0, 0, 0, 0]         # ink in the middle, none in the corner
+    with pytest.raises(ValueError, match="init must be one of"):
+        start_image("white", (1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"init must have shape \(1, 1, 8, 8\)"):
+        start_image(torch.zeros(1, 1, 4, 4), (1, 1, 8, 8))
+    with pytest.raises(ValueError, match="square grey"):
+        start_image("mean", (1, 3, 8, 8))
+    assert torch.allclose(decay(0.1)(torch.ones(1, 1, 2, 2), 0, g), torch.full((1, 1, 2, 2), 0.9))
+    with pytest.raises(ValueError, match="decay rate"):
+        decay(1.5)
+    images, _ = maximize(linear_model(), logit(0), shape=(1, 1, 6, 6), steps=3, init="grey", progress=False)
+    assert images.shape == (1, 1, 6, 6)
+
+
+def test_images_are_built_on_the_model_device():
+    """Parameterisations, blur and normalisation follow the device asked for (meta: no data, no CPU mixing)."""
+    from nnlab.featurevis.maximize import _as_normalize
+
+    g = torch.Generator().manual_seed(0)
+    meta = torch.device("meta")
+    assert PixelImage((2, 1, 8, 8), g, device=meta)().device == meta
+    assert PixelImage((1, 1, 8, 8), g, init="grey", device=meta)().device == meta
+    assert FourierImage((1, 3, 8, 8), g, device=meta)().device == meta
+    assert gaussian_blur(torch.rand(1, 1, 8, 8, device=meta), 1.0).device == meta
+    assert all(t.device == meta for t in _as_normalize("imagenet", meta))
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_maximize_runs_on_the_device_of_the_model(device):
+    from nnlab.featurevis import diversity
+
+    model = small_cnn().to(device)
+    objective = logit([1, 2]) - total_variation() - lp_norm(6) - diversity("conv2") + channel("conv3", [0, 1])
+    images, history = maximize(model, objective, shape=(2, 1, 28, 28), steps=5, progress=False,
+                               transforms=[jitter(2), blur(0.5, 2), clamp()])
+    assert images.device.type == device and history["objective"].device.type == device
+
+
+# --------------------------------------------------------------------------- recognisability
+@pytest.fixture(scope="module")
+def reader():
+    from nnlab.featurevis import pixel_classifier
+
+    return pixel_classifier(progress=False)
+
+
+def test_recognisability_rejects_noise_and_accepts_digits(reader):
+    from nnlab.data import mnist
+    from nnlab.featurevis import recognisability
+
+    assert reader.metrics["test_accuracy"] > 0.9
+    # uniform noise: the reader calls it one of a few ink-heavy classes (2, 3, 5, 8), so at most those match
+    for seed in range(3):
+        noise = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+        assert recognisability(noise, range(10), reader).count <= 4
+    assert recognisability(torch.zeros(10, 1, 28, 28), range(10), reader).count <= 1
+    test = mnist("test")
+    digits = torch.stack([test.images[test.labels == c][0] for c in range(10)])
+    score = recognisability(digits, range(10), reader)
+    assert score.count >= 9 and torch.isnan(score.target_prob).all()
+    # with a model, an image counts only if the model is confident too: a model that is never sure scores 0
+    unsure = models.LogisticRegression((1, 28, 28), 10)
+    nn.init.zeros_(unsure.fc.weight)
+    assert recognisability(digits, range(10), reader, unsure).count == 0
+
+
+def test_recognisability_bad_input(reader):
+    from nnlab.featurevis import recognisability
+
+    images = torch.rand(3, 1, 28, 28)
+    with pytest.raises(ValueError, match="one class per image: 3 images, got 2"):
+        recognisability(images, [0, 1], reader)
+    with pytest.raises(ValueError, match=r"classes must be in \[0, 10\)"):
+        recognisability(images, [0, 1, 12], reader)
+    with pytest.raises(ValueError, match="images must be a tensor"):
+        recognisability(images[0], [0], reader)
+    with pytest.raises(TypeError, match="classifier must be a torch.nn.Module"):
+        recognisability(images, [0, 1, 2], "reader")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 20 goal not met yet: the 3-epoch recipe reaches 98.93 % (needs a 4th epoch)",
+                   strict=False)
+def test_dense_cnn_reaches_99_percent():
+    model = models.pretrained("mnist_dense_cnn", progress=False)
+    assert model.metrics["test_accuracy"] >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 20 goal not met yet: best measured prior gives 7/10 (bench/results/featurevis.md)",
+                   strict=False)
+def test_dense_cnn_defaults_give_recognisable_digits(reader):
+    from nnlab.featurevis import recognisability
+
+    model = models.pretrained("mnist_dense_cnn", progress=False)
+    assert sum(p.numel() for p in model.parameters()) * 4 < 1.2e6          # about 1 MB of weights
+    images, _ = visualize_activation(model, None, [[c] for c in range(10)], progress=False)
+    score = recognisability(images, range(10), reader, model)
+    assert score.count >= 8, (score.reader_class, score.target_prob)
+
+
+def test_dense_cnn_shapes_and_errors():
+    model = models.DenseCNN()
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        model(torch.rand(2, 1, 32, 32))
+    images, _ = visualize_activation(model, "fc1", [[0], [5]], steps=3, progress=False)
+    assert images.shape == (2, 1, 28, 28)

@@ -118,3 +118,42 @@ def test_custom_objective_and_errors(acts):
         logit(0) + 1.5
     with pytest.raises(TypeError):
         logit(0) * logit(1)
+
+
+# --------------------------------------------------------------------------- priors: L2 decay, diversity
+def test_l2_exact(acts):
+    from nnlab.featurevis import l2, l2_of
+
+    x = acts["input"]
+    assert torch.allclose(l2_of(x), (x ** 2).mean(dim=(1, 2, 3)))
+    assert torch.allclose(l2(batch=1)(acts), torch.tensor([0.0, l2_of(x)[1].item(), 0.0]))
+    assert (logit(0) - 10 * l2()).name == "logit(0) - 10 * l2()"
+
+
+def test_gram_similarity_exact():
+    """Same features in every image: similarity 1; features on disjoint channels: Gram matrices orthogonal, 0."""
+    from nnlab.featurevis import diversity, gram_similarity_of
+
+    a = torch.rand(1, 3, 4, 4).repeat(3, 1, 1, 1)
+    assert torch.allclose(gram_similarity_of(a), torch.ones(3), atol=1e-6)
+    b = torch.zeros(2, 2, 4, 4)
+    b[0, 0] = torch.rand(4, 4) + 0.1
+    b[1, 1] = torch.rand(4, 4) + 0.1
+    assert torch.allclose(gram_similarity_of(b), torch.zeros(2), atol=1e-6)
+    # by hand for 2 images, 1 channel, 2 positions: G_i = mean(a_i^2) scalars -> cosine 1 unless one is 0
+    assert torch.allclose(gram_similarity_of(torch.tensor([[[1.0, 2.0]], [[3.0, 1.0]]])), torch.ones(2))
+    assert gram_similarity_of(torch.rand(1, 3, 4, 4)).item() == 0.0          # alone: nothing to differ from
+    term = diversity("conv")
+    assert term.name == "diversity(conv)" and term.layers == ("conv",)
+    with pytest.raises(ValueError, match="conv9"):
+        diversity("conv9")({"conv": a})
+
+
+def test_objectives_follow_the_device_of_the_activations():
+    """Masks, index tensors and weights are made on the activations' device (meta: shapes only, no CPU mixing)."""
+    acts = {"input": torch.rand(3, 1, 4, 4, device="meta"), "logits": torch.rand(3, 5, device="meta"),
+            "conv": torch.rand(3, 2, 3, 3, device="meta")}
+    objective = (logit([0, 1, 2]) + logit(3, batch=[0, 2]) + channel("conv", [1, 0, 1]) - 2 * total_variation()
+                 - lp_norm(6) - 0.5 * __import__("nnlab.featurevis", fromlist=["diversity"]).diversity("conv"))
+    value = objective(acts)
+    assert value.device.type == "meta" and value.shape == (3,)

@@ -1,4 +1,5 @@
-"""Activation maximisation: objectives, image parameterisations, transforms, ``maximize``.
+"""Activation maximisation: objectives and priors, image parameterisations, transforms, ``maximize``, and
+recognisability (does an independent pixel classifier read the class image as its class?).
 
 May import: nnlab.core, nnlab.data, nnlab.models.
 """
@@ -18,6 +19,11 @@ from nnlab.featurevis.objectives import (
     lp_norm_of,
     total_variation,
     lp_norm,
+    l2,
+    l2_of,
+    diversity,
+    gram_similarity_of,
 )
-from nnlab.featurevis.param import PixelImage, FourierImage
-from nnlab.featurevis.transforms import Transform, jitter, gaussian_blur, blur, clamp
+from nnlab.featurevis.param import PixelImage, FourierImage, STARTS, mean_digit, start_image
+from nnlab.featurevis.recognisability import Recognisability, pixel_classifier, recognisability
+from nnlab.featurevis.transforms import Transform, jitter, gaussian_blur, blur, decay, clamp

@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from nnlab.core.device import model_device
 from nnlab.core.hooks import capture, eval_mode, frozen, layer_names
 from nnlab.featurevis.objectives import (
     INPUT,
@@ -49,7 +50,7 @@ from nnlab.featurevis.objectives import (
     total_variation,
 )
 from nnlab.featurevis.param import FourierImage, PixelImage
-from nnlab.featurevis.transforms import Transform, blur, clamp, jitter
+from nnlab.featurevis.transforms import Transform, blur, clamp, decay, jitter
 from nnlab.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -64,7 +65,8 @@ class Rendering(NamedTuple):
     history: Dict[str, torch.Tensor]
 
 
-def _as_normalize(normalize) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+def _as_normalize(normalize, device: torch.device) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(mean, std)`` as ``(1, C, 1, 1)`` tensors on ``device``, or None."""
     if normalize is None:
         return None
     if isinstance(normalize, str):
@@ -72,33 +74,83 @@ def _as_normalize(normalize) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
             raise ValueError(f"normalize must be None, 'imagenet' or (mean, std); got {normalize!r}")
         normalize = (IMAGENET_MEAN, IMAGENET_STD)
     mean, std = normalize
-    return torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), \
-        torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+            torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1))
+
+
+def _as_shape(shape: Sequence[int]) -> Tuple[int, int, int, int]:
+    """``(N, C, H, W)`` from ``(N, C, H, W)`` or ``(C, H, W)``; else ``ValueError``."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    if len(shape) != 4:
+        raise ValueError(f"shape must be (N, C, H, W) or (C, H, W), got {shape}")
+    return shape
+
+
+def _make_image(param, shape, generator, init, device):
+    """The image parameterisation: a :class:`PixelImage` (optionally started from ``init``), a
+    :class:`FourierImage`, or the caller's object."""
+    if isinstance(init, torch.Tensor) and init.dim() == 3:
+        init = init[None]
+    if init is not None and param != "pixels":
+        raise ValueError("init= starts a pixel image; use param='pixels'")
+    if param == "pixels":
+        return PixelImage(shape, generator, init=init, device=device)
+    if param == "fourier":
+        return FourierImage(shape, generator, device=device)
+    if isinstance(param, str):
+        raise ValueError(f"param must be 'pixels', 'fourier' or a parameterisation object, got {param!r}")
+    return param
+
+
+def _split_transforms(transforms, image) -> Tuple[List[Transform], List[Transform]]:
+    """The transforms before each forward pass and those after each step (default: ``[clamp(0, 1)]`` for pixels)."""
+    if transforms is None:
+        transforms = [clamp(0.0, 1.0)] if isinstance(image, PixelImage) else []
+    forward = [t for t in transforms if t.when == "forward"]
+    after_step = [t for t in transforms if t.when == "after_step"]
+    if after_step and not isinstance(image, PixelImage):
+        raise ValueError(f"{after_step} act on pixels; use param='pixels' (a Fourier image is already in (0, 1))")
+    return forward, after_step
+
+
+def _layers_read(model: nn.Module, objective: Objective) -> List[str]:
+    """The model layers the objective reads (hooked during the run); ``ValueError`` naming the candidates."""
+    layers = [name for name in objective.layers if name not in (INPUT, LOGITS)]
+    modules = dict(model.named_modules())
+    for name in layers:
+        if name not in modules:
+            raise ValueError(f"objective reads layer {name!r}, which the model does not have; "
+                             f"candidates: {', '.join(layer_names(model))}")
+    return layers
 
 
 def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps: int = 256, lr: float = 0.05,
              seed: int = 0, param: Union[str, PixelImage, FourierImage] = "pixels",
              transforms: Optional[Sequence[Transform]] = None, normalize=None,
-             init: Optional[torch.Tensor] = None, threads: Optional[int] = None,
+             init: Optional[Union[str, torch.Tensor]] = None, threads: Optional[int] = None,
              progress: bool = True) -> Rendering:
     """Maximise ``objective`` by gradient ascent on the image (Adam on the image parameters).
 
     model: maps images ``(N, C, H, W)`` to logits ``(N, K)``; used in eval mode, its weights frozen, both restored.
+        The image is built on the model's device (:func:`nnlab.core.device.model_device`).
     objective: an :class:`nnlab.featurevis.objectives.Objective` (one value per image; the renderer minimises ``-sum``).
+        Negative optimisation, what *minimises* a class, is ``-logit(7)``.
     shape: ``(N, C, H, W)``, or ``(C, H, W)`` for one image. Batched: one target per image (``logit(range(N))``),
         or address image ``i`` with ``batch=i``.
     param: ``"pixels"`` (:class:`PixelImage`), ``"fourier"`` (:class:`FourierImage`) or a parameterisation object.
-    transforms: list of :func:`jitter`, :func:`blur`, :func:`clamp`; default ``[clamp(0, 1)]`` for pixels,
-        none for Fourier images (already in (0, 1)).
+    transforms: list of :func:`jitter`, :func:`blur`, :func:`decay`, :func:`clamp`; default ``[clamp(0, 1)]`` for
+        pixels, none for Fourier images (already in (0, 1)).
     normalize: ``None`` (the model takes ``[0, 1]`` images), ``"imagenet"`` or ``(mean, std)``: the image stays in
         ``[0, 1]`` and is normalised inside, just before the model.
-    init: start the pixel image from these images ``(N, C, H, W)`` in ``[0, 1]`` (copied; e.g. a real digit)
-        instead of dark noise.
-    seed: seeds the initial image and the jitter (a private generator; the global RNG is untouched).
+    init: start the pixel image from ``"dark"`` (the default), ``"grey"``, ``"mean"`` (the mean MNIST digit) or
+        from images ``(N, C, H, W)`` in ``[0, 1]`` (copied; e.g. a real digit).
+    seed: seeds the initial image and the jitter (a private CPU generator; the global RNG is untouched).
     threads: CPU threads used inside (torch's setting is restored afterwards). ``None``: one thread for images up to
         64x64 (tiny convolutions are fastest on one thread, several times faster on a busy machine), else torch's.
 
-    Returns a :class:`Rendering` ``(images, history)``.
+    Returns a :class:`Rendering` ``(images, history)``, on the model's device.
 
     Example::
 
@@ -106,37 +158,13 @@ def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps
     """
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must be an nnlab.featurevis.objectives.Objective, got {type(objective).__name__}")
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 3:
-        shape = (1,) + shape
-    if len(shape) != 4:
-        raise ValueError(f"shape must be (N, C, H, W) or (C, H, W), got {shape}")
+    shape = _as_shape(shape)
+    device = model_device(model, torch.device("cpu"))
     generator = torch.Generator().manual_seed(seed)
-    if init is not None and len(init.shape) == 3:
-        init = init[None]
-    if init is not None and param != "pixels":
-        raise ValueError("init= starts a pixel image; use param='pixels'")
-    if param == "pixels":
-        image = PixelImage(shape, generator, init=init)
-    elif param == "fourier":
-        image = FourierImage(shape, generator)
-    elif isinstance(param, str):
-        raise ValueError(f"param must be 'pixels', 'fourier' or a parameterisation object, got {param!r}")
-    else:
-        image = param
-    if transforms is None:
-        transforms = [clamp(0.0, 1.0)] if isinstance(image, PixelImage) else []
-    forward_transforms = [t for t in transforms if t.when == "forward"]
-    step_transforms = [t for t in transforms if t.when == "after_step"]
-    if step_transforms and not isinstance(image, PixelImage):
-        raise ValueError(f"{step_transforms} act on pixels; use param='pixels' (a Fourier image is already in (0, 1))")
-    norm = _as_normalize(normalize)
-    layers = [name for name in objective.layers if name not in (INPUT, LOGITS)]
-    modules = dict(model.named_modules())
-    for name in layers:
-        if name not in modules:
-            raise ValueError(f"objective reads layer {name!r}, which the model does not have; "
-                             f"candidates: {', '.join(layer_names(model))}")
+    image = _make_image(param, shape, generator, init, device)
+    forward_transforms, step_transforms = _split_transforms(transforms, image)
+    norm = _as_normalize(normalize, device)
+    layers = _layers_read(model, objective)
 
     saved_threads = torch.get_num_threads()
     if threads is None:
@@ -149,6 +177,27 @@ def maximize(model: nn.Module, objective: Objective, shape: Sequence[int], steps
         torch.set_num_threads(saved_threads)
 
 
+def _forward(model, image, acts, step, generator, forward_transforms, norm) -> None:
+    """One forward pass: the image, its transforms and normalisation, the model; fills ``acts``."""
+    x = image()
+    x_in = x
+    for t in forward_transforms:
+        x_in = t(x_in, step, generator)
+    if norm is not None:
+        x_in = (x_in - norm[0]) / norm[1]
+    acts[LOGITS] = model(x_in)
+    acts[INPUT] = x
+
+
+def _after_step(image, step, generator, step_transforms) -> None:
+    """The after-step transforms (blur, decay, clamp), in place on the pixels."""
+    if step_transforms:
+        with torch.no_grad():
+            pixels = image.pixels
+            for t in step_transforms:
+                pixels.copy_(t(pixels, step, generator))
+
+
 def _optimise(model, objective, image, steps, lr, generator, forward_transforms, step_transforms, norm, layers,
               progress) -> Rendering:
     """The loop of :func:`maximize`: forward, record the terms, ascend, apply the after-step transforms."""
@@ -158,24 +207,13 @@ def _optimise(model, objective, image, steps, lr, generator, forward_transforms,
     bar = tqdm(range(steps), disable=not progress, desc="maximize", leave=False)
     with eval_mode(model), frozen(model), capture(model, layers, detach=False) as acts:
         for step in bar:
-            x = image()
-            x_in = x
-            for t in forward_transforms:
-                x_in = t(x_in, step, generator)
-            if norm is not None:
-                x_in = (x_in - norm[0]) / norm[1]
-            acts[LOGITS] = model(x_in)
-            acts[INPUT] = x
+            _forward(model, image, acts, step, generator, forward_transforms, norm)
             values = objective.term_values(acts)
             total = objective.combine(values)
             optimizer.zero_grad()
             (-total.sum()).backward()  # the only place where the sign flips: ascent on the objective
             optimizer.step()
-            if step_transforms:
-                with torch.no_grad():
-                    pixels = image.pixels
-                    for t in step_transforms:
-                        pixels.copy_(t(pixels, step, generator))
+            _after_step(image, step, generator, step_transforms)
             for name, value in values.items():
                 records[name].append(value.detach())
             records["objective"].append(total.detach())
@@ -183,7 +221,7 @@ def _optimise(model, objective, image, steps, lr, generator, forward_transforms,
                 bar.set_postfix(objective=f"{total.mean().item():.3g}", refresh=False)
     with torch.no_grad():
         images = image().detach().clone()
-    history = {name: torch.stack(values) if values else torch.empty(0, images.shape[0])
+    history = {name: torch.stack(values) if values else torch.empty(0, images.shape[0], device=images.device)
                for name, values in records.items()}
     return Rendering(images, history)
 
@@ -208,17 +246,36 @@ def _default_shape(model: nn.Module) -> Tuple[int, int, int]:
         return (1, 64, 64)
     if isinstance(model, models.MnistCNN):
         return (model.conv1.in_channels, 28, 28)
+    if isinstance(model, models.DenseCNN):
+        return (1, 28, 28)
     if _is_torchvision(model):
         return (3, 224, 224)
     raise ValueError(f"pass shape=(C, H, W): the input shape of a {type(model).__name__} is not known")
 
 
-def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices, tv_weight: float = 100.0,
+# The priors of :func:`visualize_activation` for the lab models, chosen by recognisability
+# (bench/bench_featurevis.py, bench/results/featurevis.md); other models get the first row's keras-vis values.
+DEFAULT_PRIORS = {
+    "other": dict(tv_weight=100.0, jitter_pixels=0, blur_sigma=0.0, decay_rate=0.0, seed_input=None),
+    "MnistCNN": dict(tv_weight=100.0, jitter_pixels=0, blur_sigma=0.0, decay_rate=0.0, seed_input=None),
+    "DenseCNN": dict(tv_weight=100.0, jitter_pixels=0, blur_sigma=0.0, decay_rate=0.0, seed_input=None),  # 7/10
+}
+
+
+def default_priors(model: nn.Module) -> dict:
+    """The measured default priors of :func:`visualize_activation` for ``model`` (a copy of a ``DEFAULT_PRIORS`` row)."""
+    return dict(DEFAULT_PRIORS.get(type(model).__name__, DEFAULT_PRIORS["other"]))
+
+
+_AUTO = object()  # "the model's measured default" (see DEFAULT_PRIORS)
+
+
+def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices, tv_weight=_AUTO,
                          lp_norm_weight: float = 0.0, p: float = 6.0, act_max_weight: float = 1.0,
                          shape: Optional[Sequence[int]] = None, steps: int = 256, lr: float = 0.05, seed: int = 0,
-                         param: str = "auto", jitter_pixels: int = 0, blur_sigma: float = 0.0,
-                         blur_every: int = 4, normalize="auto", seed_input: Optional[torch.Tensor] = None,
-                         progress: bool = True) -> Rendering:
+                         param: str = "auto", jitter_pixels=_AUTO, blur_sigma=_AUTO,
+                         blur_every: int = 4, decay_rate=_AUTO, normalize="auto", seed_input=_AUTO,
+                         negative: bool = False, progress: bool = True) -> Rendering:
     """Maximise units of ``layer`` with total-variation and Lp regularisers, in keras-vis's words
     (``vis.visualization.visualize_activation``)::
 
@@ -227,17 +284,21 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
 
     layer: a layer name (``"conv2"``, ``"fc"``); ``None`` or ``"logits"`` for the class scores (model output).
     tv_weight, lp_norm_weight: the regularisers' weights. The total variation is a mean over pixels: for the MNIST
-        CNN's class scores (logits of 10 to 80) 30 is mild, 100 (the default) smooth, 1000 too strong; a channel of
+        CNN's class scores (logits of 10 to 80) 30 is mild, 100 smooth, 1000 too strong; a channel of
         ``conv2`` (values around 1) needs about 1. Scale the weight with the objective.
     filter_indices: an int (one image), a list of ints (one image maximising their *sum*, like keras-vis), or a
         list of lists (one image per group, in one batched run): ``[[1, 7], [0, 1]]`` gives 2 images.
-    shape: ``(C, H, W)`` of one image; known for the lab models ((1, 28, 28) for the MNIST CNN, (1, 64, 64) for the
-        cluttered-MNIST CNN) and torchvision models (3, 224, 224).
+    shape: ``(C, H, W)`` of one image; known for the lab models ((1, 28, 28) for the MNIST CNNs, (1, 64, 64) for
+        the cluttered-MNIST CNN) and torchvision models (3, 224, 224).
     param, normalize: ``"auto"`` = ``"fourier"`` and ``"imagenet"`` for torchvision models, else ``"pixels"`` and
         ``None`` (see :func:`maximize`).
-    jitter_pixels, blur_sigma/blur_every: the :func:`jitter` and :func:`blur` transforms (0 = off).
-    seed_input: images to start from, ``(N, C, H, W)`` or ``(C, H, W)`` (keras-vis's name; the ``init`` of
-        :func:`maximize`).
+    jitter_pixels, blur_sigma/blur_every, decay_rate: the :func:`jitter`, :func:`blur` and :func:`decay` transforms
+        (0 = off).
+    seed_input: the start, ``"dark"``, ``"grey"``, ``"mean"`` or images ``(N, C, H, W)`` / ``(C, H, W)``
+        (keras-vis's name; the ``init`` of :func:`maximize`).
+    negative: minimise the units instead (what the class is *not*; ``act_max_weight`` is negated).
+    Unset ``tv_weight``, ``jitter_pixels``, ``blur_sigma``, ``decay_rate``, ``seed_input`` take the model's measured
+    defaults (:data:`DEFAULT_PRIORS`, chosen by :func:`nnlab.featurevis.recognisability`).
 
     Returns a :class:`Rendering` with one image per group.
 
@@ -245,6 +306,14 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
 
         images, history = visualize_activation(model, "fc", [1, 7], tv_weight=100)   # classes 1 and 7 in one image
     """
+    priors = default_priors(model)
+    given = dict(tv_weight=tv_weight, jitter_pixels=jitter_pixels, blur_sigma=blur_sigma, decay_rate=decay_rate,
+                 seed_input=seed_input)
+    priors.update({k: v for k, v in given.items() if v is not _AUTO})
+    tv_weight, jitter_pixels, blur_sigma, decay_rate, seed_input = (
+        priors[k] for k in ("tv_weight", "jitter_pixels", "blur_sigma", "decay_rate", "seed_input"))
+    if negative:
+        act_max_weight = -act_max_weight
     if isinstance(filter_indices, numbers.Integral):
         groups = [[filter_indices]]
     else:
@@ -275,6 +344,8 @@ def visualize_activation(model: nn.Module, layer: Optional[str], filter_indices,
         transforms.insert(0, jitter(jitter_pixels))
     if blur_sigma and param == "pixels":
         transforms.insert(0, blur(blur_sigma, blur_every))
+    if decay_rate and param == "pixels":
+        transforms.insert(0, decay(decay_rate))
     return maximize(model, objective, (len(groups),) + shape, steps=steps, lr=lr, seed=seed, param=param,
                     transforms=transforms, normalize=normalize, init=seed_input, progress=progress)
 

@@ -76,7 +76,7 @@ class Objective:
         # (terms, N); a term of weight 0 is only recorded: detached, so that it cannot send a NaN gradient
         stacked = torch.stack([values[name] if w != 0 else values[name].detach()
                                for name, (_, w) in self.terms.items()])
-        weights = torch.tensor([w for _, w in self.terms.values()], dtype=stacked.dtype)
+        weights = torch.tensor([w for _, w in self.terms.values()], dtype=stacked.dtype, device=stacked.device)
         return weights @ stacked                                                # one matrix product: fast
 
     def __call__(self, acts: Acts) -> torch.Tensor:
@@ -158,7 +158,7 @@ def _select(values: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Keep ``values (N,)`` for the images in ``batch`` (None = all), zero elsewhere."""
     if batch is None:
         return values
-    return values * _batch_mask(values.shape[0], batch)
+    return values * _batch_mask(values.shape[0], batch).to(values.device)  # the values' device
 
 
 @functools.lru_cache(maxsize=1024)
@@ -194,7 +194,7 @@ def _pick(a: torch.Tensor, index: Union[int, torch.Tensor]) -> torch.Tensor:
         return a[:, index]
     if index.shape != (a.shape[0],):
         raise ValueError(f"a list of indices needs one index per image: got {len(index)} for {a.shape[0]} images")
-    return a[torch.arange(a.shape[0]), index]
+    return a[torch.arange(a.shape[0], device=a.device), index.to(a.device)]
 
 
 def _read(acts: Acts, layer: str) -> torch.Tensor:
@@ -302,5 +302,47 @@ def lp_norm(p: float = 6.0, batch: Batch = None) -> Objective:
     return Objective(f"lp_norm({p:g}{_suffix(batch)})", fn, layers=[INPUT])
 
 
-__all__ = ["Objective", "logit", "channel", "neuron", "total_variation", "lp_norm",
-           "total_variation_of", "lp_norm_of"]
+def l2_of(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared pixel of images ``x (N, C, H, W)`` -> ``(N,)``: the L2 decay of Simonyan et al. (2014) and
+    Yosinski et al. (2015), which keeps the pixels the class does not need at the background (0)."""
+    return (x ** 2).mean(dim=(1, 2, 3))
+
+
+def l2(batch: Batch = None) -> Objective:
+    """L2 decay of the input image (:func:`l2_of`), as an objective to *subtract*: ``logit(7) - 10 * l2()``."""
+    batch = _as_batch(batch)
+
+    def fn(acts):
+        return _select(l2_of(_read(acts, INPUT)), batch)
+    return Objective(f"l2({_suffix(batch)[2:]})", fn, layers=[INPUT])
+
+
+def gram_similarity_of(a: torch.Tensor) -> torch.Tensor:
+    """For activations ``a (N, C, H, W)`` (or ``(N, C)``), the mean cosine similarity ``(N,)`` of each image's Gram
+    matrix ``G_i = A_i A_i^T / (H W)`` (``A_i``: ``(C, H*W)``) to those of the *other* images of the batch.
+
+    1 when all images have the same style of features, lower when they differ (Olah, Mordvintsev & Schubert, 2017,
+    "Feature Visualization", section Diversity, https://distill.pub/2017/feature-visualization/; Gram matrices from
+    Gatys, Ecker & Bethge, 2015). One image alone: 0.
+    """
+    n = a.shape[0]
+    flat = a.reshape(n, a.shape[1], -1)
+    gram = flat @ flat.transpose(1, 2) / flat.shape[2]                     # (N, C, C)
+    g = torch.nn.functional.normalize(gram.reshape(n, -1), dim=1, eps=1e-8)  # (N, C*C), unit rows
+    cosine = g @ g.T                                                       # (N, N)
+    off = cosine.sum(dim=1) - cosine.diagonal()
+    return off / max(n - 1, 1)
+
+
+def diversity(layer: str) -> Objective:
+    """Diversity of a batch at ``layer`` (:func:`gram_similarity_of`), as an objective to *subtract*:
+    ``logit([7] * 4) - 100 * diversity("conv2")`` gives four *different* 7s in one batch, each image pushed away
+    from the Gram matrices (the feature "style") of the others (Olah, Mordvintsev & Schubert, 2017)."""
+
+    def fn(acts):
+        return gram_similarity_of(_read(acts, layer))
+    return Objective(f"diversity({layer})", fn, layers=[layer])
+
+
+__all__ = ["Objective", "logit", "channel", "neuron", "total_variation", "lp_norm", "l2", "diversity",
+           "total_variation_of", "lp_norm_of", "l2_of", "gram_similarity_of"]

@@ -1,4 +1,7 @@
-"""Transforms applied during activation maximisation: jitter, blur, clamp.
+"""Transforms applied during activation maximisation: jitter, blur, L2 decay, clamp.
+
+Each works on the device of the image it gets; the random shifts come from a CPU generator (seeded, the same on
+every device).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class jitter(Transform):
         d = self.pixels
         if d <= 0:
             return x
-        dy, dx = torch.randint(0, 2 * d + 1, (2,), generator=generator).tolist()
+        dy, dx = torch.randint(0, 2 * d + 1, (2,), generator=generator).tolist()  # CPU generator: ints only
         padded = F.pad(x, (d, d, d, d), mode="replicate")
         return padded[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
 
@@ -42,7 +45,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur images ``x (N, C, H, W)`` with a Gaussian of standard deviation ``sigma`` pixels
     (separable, edges reflected)."""
     radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-t ** 2 / (2 * sigma ** 2))
     kernel = kernel / kernel.sum()
     c = x.shape[1]
@@ -66,6 +69,23 @@ class blur(Transform):
 
     def __repr__(self):
         return f"blur({self.sigma:g}, every={self.every})"
+
+
+class decay(Transform):
+    """Multiply the pixels by ``1 - rate`` after every step: L2 decay as a step (Yosinski et al., 2015,
+    https://arxiv.org/abs/1506.06579), pulling what the class does not need back to the black background."""
+    when = "after_step"
+
+    def __init__(self, rate: float = 0.01):
+        if not 0 <= rate < 1:
+            raise ValueError(f"decay rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+
+    def __call__(self, x, step, generator):
+        return x * (1.0 - self.rate)
+
+    def __repr__(self):
+        return f"decay({self.rate:g})"
 
 
 class clamp(Transform):

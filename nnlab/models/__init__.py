@@ -13,6 +13,7 @@ from nnlab.models.architectures import (
     OrientationCNN,
     fold_batch_norm,
 )
+from nnlab.models.dense_cnn import DenseCNN
 from nnlab.models.imagenet import (
     IMAGENET_MEAN,
     IMAGENET_STD,
