@@ -4,11 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.nnlab-installed
 
-.PHONY: lab test labs models unit notebooks bench browser-test clean-cache help
+.PHONY: lab test quick test-slow labs models ship unit notebooks bench browser-test clean-cache help
 
 help:
 	@echo "make lab     create .venv if needed, install nnlab, start JupyterLab on labs/"
-	@echo "make test    create .venv if needed, then build labs, train/cache lab models, run all tests"
+	@echo "make test    create .venv if needed, verify the shipped lab models, run all tests in timed tiers"
+	@echo "make quick   the same without the slow tier (retraining, long quality tests) and the browser test"
+	@echo "make ship    retrain every lab model from its recipe, compare, write nnlab/models/weights (NAMES=... for some)"
 	@echo "make labs    regenerate labs/ from solutions/"
 	@echo "make bench   install the peers ([bench-peers] extra) and run the benchmarks in bench/"
 
@@ -27,18 +29,44 @@ labs: $(STAMP)
 models: $(STAMP)
 	$(PY) -m nnlab.models
 
-# The full suite: labs/ must match what the build produces (tested), lab models are trained once and cached,
-# then unit tests and nbval over labs/ and solutions/, then the browser test.
+# The lab models ship with nnlab (nnlab/models/weights): `python -m nnlab.models` only verifies them (and trains
+# into the cache a model that is not shipped). After adding or changing a model in the zoo, with the full datasets:
+# `make ship` (all) or `$(PY) -m nnlab.models --retrain --ship NAME` (one), then commit nnlab/models/weights.
+ship: $(STAMP)
+	$(PY) -m nnlab.models --retrain --ship $(NAMES)
+
+# The full suite, in tiers, each timed (the times are printed at the end and kept in test-output/tiers.txt):
+#   models    verify the shipped lab models
+#   fast      unit tests and nbval over labs/ and solutions/, in parallel (pytest-xdist, one worker per core;
+#             --dist loadfile keeps each notebook's cells in order on one worker)
+#   slow      retraining and long quality tests (@pytest.mark.slow), also parallel
+#   browser   the labs in headless Chromium
+# `make quick` runs the first two only. JOBS=1 runs the tests serially.
+JOBS   ?= auto
+XDIST  := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
+TIER    = t=$$(date +%s); $(1) || exit 1; echo "tier $(2): $$(( $$(date +%s) - t )) s" | tee -a test-output/tiers.txt
+
 test: $(STAMP)
-	$(PY) -m nnlab.models
-	$(PY) -m pytest
-	$(MAKE) browser-test
+	@mkdir -p test-output && : > test-output/tiers.txt
+	@$(call TIER,$(PY) -m nnlab.models,models)
+	@$(call TIER,$(PY) -m pytest $(XDIST) -m "not slow and not browser",fast)
+	@$(call TIER,$(PY) -m pytest $(XDIST) -m "slow and not browser",slow)
+	@$(call TIER,$(MAKE) --no-print-directory browser-test,browser)
+	@echo "--- time of each tier" && cat test-output/tiers.txt
+
+quick: $(STAMP)
+	@mkdir -p test-output && : > test-output/tiers.txt
+	@$(call TIER,$(PY) -m nnlab.models,models)
+	@$(call TIER,$(PY) -m pytest $(XDIST) -m "not slow and not browser",fast)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest $(XDIST) -m "slow and not browser"
 
 unit: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest $(XDIST) tests
 
 notebooks: $(STAMP)
-	$(PY) -m pytest labs solutions
+	$(PY) -m pytest $(XDIST) labs solutions
 
 # The labs in headless Chromium (tests/browser): installs Debian's chromium (apt-get) and the [browser] extra if
 # missing, and FAILS with a message when it cannot; never skipped. Screenshots go to test-output/browser/.

@@ -19,5 +19,6 @@ from nnlab.data.datasets import (
     has_fashion_mnist,
     faces,
 )
+from nnlab.data.fingerprint import fingerprint
 from nnlab.data.images import IMAGE_SUFFIXES, load_image, photos
 from nnlab.data.orientation import orientation_crops, ORIENTATION_TEST_PHOTOS, orientation_images

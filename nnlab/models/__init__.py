@@ -32,4 +32,18 @@ from nnlab.models.imagenet import (
     Normalized,
 )
 from nnlab.models.training import accuracy, train_classifier
-from nnlab.models.zoo import ModelSpec, REGISTRY, register, seeded, model_path, pretrained, main
+from nnlab.models.zoo import (
+    ModelSpec,
+    REGISTRY,
+    register,
+    seeded,
+    model_path,
+    pretrained,
+    main,
+    WeightsError,
+    WEIGHTS_DIR,
+    shipped_manifest,
+    verify_shipped,
+    ship,
+    compare,
+)
