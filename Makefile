@@ -46,7 +46,7 @@ JOBS   ?= auto
 XDIST  := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
 TIER    = t=$$(date +%s); $(1) || exit 1; echo "tier $(2): $$(( $$(date +%s) - t )) s" | tee -a test-output/tiers.txt
 
-test: $(STAMP)
+test: $(STAMP) sandbox-deps
 	@mkdir -p test-output && : > test-output/tiers.txt
 	@$(call TIER,$(PY) -m nnlab.models,models)
 	@$(call TIER,$(PY) -m pytest $(XDIST) -m "not slow and not browser",fast)
@@ -67,6 +67,12 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) -m pytest $(XDIST) labs solutions
+
+# The grading sandbox (nnlab.course.sandbox) runs submissions under bubblewrap: installed (apt-get) when missing,
+# and a clear failure when it cannot be.
+.PHONY: sandbox-deps
+sandbox-deps:
+	sh tests/sandbox_deps.sh
 
 # The labs in headless Chromium (tests/browser): installs Debian's chromium (apt-get) and the [browser] extra if
 # missing, and FAILS with a message when it cannot; never skipped. Screenshots go to test-output/browser/.
