@@ -232,7 +232,14 @@ def test_auto_hands_large_n_to_opentsne(monkeypatch):
 
 @pytest.mark.slow
 def test_mnist_1000_as_good_as_sklearn_exact(mnist_1000):
-    """First 1,000 MNIST digits, PCA-50: final KL at most scikit-learn exact's + 1%.
+    """First 1,000 MNIST digits, PCA-50: from the SAME initial embedding, the final KL is at most scikit-learn
+    exact's + 1%, on full MNIST and on the fallback sample alike.
+
+    Both start from nnlab's PCA initialisation: each optimiser's result is chaotically sensitive to its start
+    (nudging the start by 1e-3 of its spread moves scikit-learn's own final KL over 0.840-0.864 on the fallback
+    sample), so comparing runs from two different starts (scikit-learn's own PCA init) measures luck, not the
+    optimiser. Measured from the same starts (4 nudged starts, bench/results/tsne.md): full MNIST 0.7306 vs
+    0.7303 on average, fallback 0.842 vs 0.842.
 
     The issue also asked for a 10-NN accuracy above 0.9; on these digits no embedding reaches that (10-NN
     accuracy in the 50-D PCA space itself is 0.867, scikit-learn's exact t-SNE gets 0.866), so we ask for
@@ -240,9 +247,10 @@ def test_mnist_1000_as_good_as_sklearn_exact(mnist_1000):
     """
     from sklearn.manifold import TSNE as SkTSNE
     X, labels = mnist_1000
-    ours = TSNE(random_state=0)
+    start = np.asarray(pca_init(X, 2), dtype=np.float64)
+    ours = TSNE(init=start.copy(), random_state=0)
     Y = ours.fit_transform(X)
-    ref = SkTSNE(method="exact", random_state=0).fit(X)
+    ref = SkTSNE(method="exact", init=start.copy(), random_state=0).fit(X)
     assert ours.kl_divergence_ <= 1.01 * ref.kl_divergence_, (ours.kl_divergence_, ref.kl_divergence_)
     acc, ref_acc = knn_accuracy(Y, labels, 10), knn_accuracy(ref.embedding_, labels, 10)
     assert acc > 0.85 and acc >= ref_acc - 0.02, (acc, ref_acc)
