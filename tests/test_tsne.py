@@ -231,28 +231,37 @@ def test_auto_hands_large_n_to_opentsne(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_mnist_1000_as_good_as_sklearn_exact(mnist_1000):
-    """First 1,000 MNIST digits, PCA-50: from the SAME initial embedding, the final KL is at most scikit-learn
-    exact's + 1%, on full MNIST and on the fallback sample alike.
+    """First 1,000 MNIST digits, PCA-50: from the same starts, nnlab's mean final KL is at most scikit-learn
+    exact's mean + 1%, on full MNIST and on the fallback sample alike.
 
-    Both start from nnlab's PCA initialisation: each optimiser's result is chaotically sensitive to its start
-    (nudging the start by 1e-3 of its spread moves scikit-learn's own final KL over 0.840-0.864 on the fallback
-    sample), so comparing runs from two different starts (scikit-learn's own PCA init) measures luck, not the
-    optimiser. Measured from the same starts (4 nudged starts, bench/results/tsne.md): full MNIST 0.7306 vs
-    0.7303 on average, fallback 0.842 vs 0.842.
+    One run is not enough: each optimiser's final KL is chaotically sensitive to its start. From nnlab's PCA start
+    scikit-learn ends at 0.8354 when the start is given in float64 and at 0.8430 when the same start is rounded to
+    float32 (fallback sample); nudging it by 1e-3 of its spread moves it over 0.841-0.871. The issue's single-run
+    comparison (0.8448 vs 0.8346, from two different starts) measured that luck. So both run from the same four
+    starts (nnlab's PCA init and three nudged copies) and the means are compared (bench/results/tsne_starts.md).
 
     The issue also asked for a 10-NN accuracy above 0.9; on these digits no embedding reaches that (10-NN
     accuracy in the 50-D PCA space itself is 0.867, scikit-learn's exact t-SNE gets 0.866), so we ask for
-    scikit-learn's accuracy within 0.02 and above 0.85.
+    scikit-learn's accuracy within 0.02 and above 0.85 (from the first start).
     """
     from sklearn.manifold import TSNE as SkTSNE
     X, labels = mnist_1000
     start = np.asarray(pca_init(X, 2), dtype=np.float64)
-    ours = TSNE(init=start.copy(), random_state=0)
-    Y = ours.fit_transform(X)
-    ref = SkTSNE(method="exact", init=start.copy(), random_state=0).fit(X)
-    assert ours.kl_divergence_ <= 1.01 * ref.kl_divergence_, (ours.kl_divergence_, ref.kl_divergence_)
-    acc, ref_acc = knn_accuracy(Y, labels, 10), knn_accuracy(ref.embedding_, labels, 10)
+    rng = np.random.RandomState(0)
+    starts = [start] + [start + 1e-3 * start.std() * rng.normal(size=start.shape) for _ in range(3)]
+    ours, refs = [], []
+    for init in starts:
+        ours.append(TSNE(init=init.copy(), random_state=0))
+        Y = ours[-1].fit_transform(X)
+        refs.append(SkTSNE(method="exact", init=init.copy(), random_state=0).fit(X))
+        if len(ours) == 1:
+            acc, ref_acc = knn_accuracy(Y, labels, 10), knn_accuracy(refs[0].embedding_, labels, 10)
+    kl = np.mean([t.kl_divergence_ for t in ours])
+    kl_ref = np.mean([r.kl_divergence_ for r in refs])
+    print(f"mean final KL over {len(starts)} starts: nnlab {kl:.4f}, scikit-learn exact {kl_ref:.4f}")
+    assert kl <= 1.01 * kl_ref, ([t.kl_divergence_ for t in ours], [r.kl_divergence_ for r in refs])
     assert acc > 0.85 and acc >= ref_acc - 0.02, (acc, ref_acc)
 
 
