@@ -314,6 +314,37 @@ exercise("4.1", "max-unpooling with switches", "max_unpool", _max_unpool_referen
               "out.scatter_(2, switches.flatten(2), r.flatten(2)); then reshape to (N, C, H, W).")
 
 
+def _deconvnet_projection_reference(model, x, layer, feature):
+    """The deconvnet projection (Zeiler & Fergus, 2014) of feature ``feature`` (an int, whole map kept) of
+    ``layer`` for x (N, C, H, W) -> (N, C, H, W): unpool with the switches, rectify, transposed filter, layer after
+    layer (nnlab.features.project)."""
+    from nnlab.features.deconvnet import project
+
+    return project(model, x, layer, feature=feature)
+
+
+def _lab04_projection_cases():
+    from nnlab.models.architectures import MnistCNN
+
+    g = torch.Generator().manual_seed(40)
+    cases = []
+    # Random-weight copies of the lab's CNN (no cached model needed); features alive on these inputs.
+    for seed, layer, feature, n in [(0, "conv3", 5, 2), (1, "conv2", 7, 3), (2, "conv1", 3, 1), (3, "relu3", 41, 2)]:
+        with torch.random.fork_rng():                     # leave the caller's random state alone
+            torch.manual_seed(seed)
+            model = MnistCNN().eval()
+        cases.append((model, torch.rand(n, 1, 28, 28, generator=g), layer, feature))
+    return cases
+
+
+exercise("4.2", "the deconvnet projection, layer by layer", "deconvnet_projection", _deconvnet_projection_reference,
+         _lab04_projection_cases, atol=1e-7,
+         hint="forward through layers_up_to(model, layer) recording sizes and max-pool switches; keep channel "
+              "`feature` rectified, zero elsewhere; then in reverse: MaxPool2d -> F.max_unpool2d with its switches, "
+              "ReLU -> clamp(min=0) (not the forward mask), Conv2d -> F.conv_transpose2d(r, m.weight, None, "
+              "m.stride, m.padding).")
+
+
 # Lab 05: saliency and guided backpropagation ------------------------------------------------------------
 def _saliency_reference(model, x, target):
     """Gradient of the pre-softmax score out[i, target[i]] with respect to x (N, C, H, W) -> (N, C, H, W)
