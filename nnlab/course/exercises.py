@@ -407,6 +407,43 @@ exercise("6.1", "CAM from the feature maps and the linear weights", "class_activ
               "multiply with acts (N, K, h, w) and sum over the channel dimension with keepdim=True.")
 
 
+def _grad_cam_reference(acts, grads):
+    """Grad-CAM = ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of the gradient d S_c / d A_k:
+    acts, grads (N, K, h, w) -> (N, 1, h, w) (nnlab.attribution.cam.GradCAM, Selvaraju et al., 2017)."""
+    alpha = grads.mean(dim=(2, 3))                                      # (N, K)
+    return (alpha[:, :, None, None] * acts).sum(dim=1, keepdim=True).clamp(min=0)
+
+
+def _lab06_gradcam_cases():
+    """Fixed cases whose weighted sums are negative in places (a missing ReLU fails) and whose maps have
+    h * w > 1 and non-square shapes (a sum instead of the mean fails); the last one is captured from a small
+    conv net with nnlab.GradCAM's own layer hook."""
+    g = torch.Generator().manual_seed(61)
+    hand_acts = torch.tensor([[[[1.0, 0.0], [2.0, 1.0]], [[0.0, 3.0], [1.0, 0.0]]]])     # (1, 2, 2, 2)
+    hand_grads = torch.tensor([[[[1.0, 1.0], [1.0, 1.0]], [[-2.0, -1.0], [-1.0, 0.0]]]])  # alpha = (1, -1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(6, 5, 3),
+                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(5, 3))
+    torch.manual_seed(61)
+    for m in net:
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    x = torch.rand(2, 1, 7, 9, generator=g)
+    acts = net[:4](x).detach().requires_grad_()
+    scores = net[4:](acts)[torch.arange(2), torch.tensor([0, 2])]
+    (grads,) = torch.autograd.grad(scores.sum(), acts)
+    return [(hand_acts, hand_grads),
+            (torch.randn(3, 8, 4, 3, generator=g), torch.randn(3, 8, 4, 3, generator=g)),
+            (acts.detach(), grads.detach())]
+
+
+exercise("6.2", "Grad-CAM from the feature maps and their gradients", "grad_cam", _grad_cam_reference,
+         _lab06_gradcam_cases,
+         hint="alpha = grads.mean(dim=(2, 3)) is (N, K) (the mean, not the sum, over the h x w positions); "
+              "weight the maps: (alpha[:, :, None, None] * acts).sum(dim=1, keepdim=True); then the ReLU: "
+              ".clamp(min=0).")
+
+
 # Lab 07: activation maximisation ------------------------------------------------------------------------
 def _total_variation_reference(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
     """TV of images x (N, C, H, W) -> (N,): mean over (c, i, j) of (dy^2 + dx^2)^(beta/2), forward differences
