@@ -378,3 +378,19 @@ def test_dense_cnn_shapes_and_errors():
         model(torch.rand(2, 1, 32, 32))
     images, _ = visualize_activation(model, "fc1", [[0], [5]], steps=3, progress=False)
     assert images.shape == (2, 1, 28, 28)
+
+
+def test_units_and_patches_titles_clear_of_the_row_above():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from nnlab.course.gallery import figure_faults
+    from nnlab.viz.featurevis import show_units_and_patches
+
+    g = torch.Generator().manual_seed(0)
+    for h in (5, 14):
+        fig = show_units_and_patches(torch.rand(8, 1, h, h, generator=g), torch.rand(8, 9, 1, h, h, generator=g),
+                                     range(8), "conv1", suptitle="a long suptitle for the whole figure, as in lab 07")
+        assert figure_faults(fig) == []
+        assert [ax.get_title() for ax in fig.axes[8:10]] == ["#0 top-9 patches", "#1 top-9 patches"]
+        plt.close(fig)

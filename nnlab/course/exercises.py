@@ -465,6 +465,42 @@ exercise("7.1", "total variation of an image", "total_variation_of", _total_vari
               "(N, C, H-1, W-1)); then ((dy**2 + dx**2) ** (beta / 2)).mean(dim=(1, 2, 3)).", atol=1e-4)
 
 
+def _gradient_ascent_reference(model, classes, x0, steps: int = 20, lr: float = 0.05, tv_weight: float = 0.0):
+    """The images (N, C, H, W) after ``steps`` Adam steps of ascent on logit(classes) - tv_weight * TV, clamped to
+    [0, 1] after each step, started from ``x0`` (nnlab.featurevis.maximize with init=x0 and clamp(0, 1))."""
+    from nnlab.featurevis.maximize import maximize
+    from nnlab.featurevis.objectives import logit, total_variation
+    from nnlab.featurevis.transforms import clamp
+
+    objective = logit(list(classes)) - tv_weight * total_variation()
+    return maximize(model, objective, shape=x0.shape, steps=steps, lr=lr, init=x0, transforms=[clamp(0.0, 1.0)],
+                    threads=torch.get_num_threads(), progress=False).images
+
+
+def _tiny_classifier(seed: int):
+    """A small seeded conv net (N, 1, 12, 12) -> logits (N, 4): fixed, hand-built, no training, no data."""
+    import torch.nn as nn
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 4))
+    return net.eval()
+
+
+def _lab07_ascent_cases():
+    g = torch.Generator().manual_seed(70)
+    x0 = (0.2 + 0.1 * torch.randn(3, 1, 12, 12, generator=g)).clamp(0, 1)
+    return [((_tiny_classifier(0), [0, 1, 3], x0), {"steps": 15, "lr": 0.05, "tv_weight": 0.0}),
+            ((_tiny_classifier(1), [2, 2, 0], x0), {"steps": 15, "lr": 0.1, "tv_weight": 5.0})]
+
+
+exercise("7.2", "the gradient-ascent loop", "gradient_ascent", _gradient_ascent_reference, _lab07_ascent_cases,
+         hint="x = x0.clone().requires_grad_(True); optimizer = torch.optim.Adam([x], lr=lr); at each step: "
+              "score = model(x)[torch.arange(N), classes] - tv_weight * total_variation_of(x); zero the gradients, "
+              "(-score.sum()).backward() (ascent: minimise the negative), optimizer.step(), then "
+              "with torch.no_grad(): x.clamp_(0, 1). Return x.detach().", rtol=1e-3, atol=1e-4)
+
+
 # Lab 08: t-SNE ------------------------------------------------------------------------------------------
 def _perplexity_search_reference(d2: torch.Tensor, perplexity: float, tol: float = 1e-5, max_steps: int = 100):
     """Binary search of the precision beta = 1 / (2 sigma^2) of one point's Gaussian so that 2^H(p) = perplexity.

@@ -62,22 +62,23 @@ def plot_term_history(history: Dict[str, torch.Tensor], image: int = 0, terms: O
 
 
 def show_units_and_patches(rendered: torch.Tensor, patches: torch.Tensor, features: Sequence[int], layer: str,
-                           size: float = 1.3):
+                           size: float = 1.3, suptitle: Optional[str] = None):
     """For each feature: the maximised unit cropped to its receptive field (``rendered (F, C, h, w)``) beside a
-    3x3 mosaic of its top-9 patches (``patches (F, 9, C, h, w)``, e.g. ``TopActivations.patches``)."""
+    3x3 mosaic of its top-9 patches (``patches (F, 9, C, h, w)``, e.g. ``TopActivations.patches``), both on the
+    shared scale 0 = black, 1 = white. Constrained layout keeps every title clear of the row above."""
     import matplotlib.pyplot as plt
 
     n = len(features)
-    fig, axes = plt.subplots(2, n, figsize=(size * n, 2 * size + 0.5), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(size * n, 2 * size + 0.8), squeeze=False, layout="constrained")
     for i, f in enumerate(features):
         axes[0, i].imshow(_pixels(rendered[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axes[0, i].set_title(f"#{f} maximised", fontsize=8)
         tiles = patches[i, :9]
         tiles = tiles[:, 0] if tiles.shape[1] == 1 else tiles
         axes[1, i].imshow(mosaic(tiles, 3), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axes[1, i].set_title("top-9 patches", fontsize=8)
+        axes[1, i].set_title(f"#{f} top-9 patches", fontsize=8)
     for ax in axes.flat:
         ax.set_axis_off()
-    fig.suptitle(f"{layer}: maximised centre unit (its receptive field) vs. the dataset's top-9 patches", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(suptitle or f"{layer}: maximised centre unit (its receptive field) vs. the dataset's top-9 patches",
+                 fontsize=10)
     return fig
