@@ -245,6 +245,24 @@ exercise("1.2", "the 1-nearest-neighbour classifier", "nearest_neighbour_predict
               "of each row (dim=1), and its label is train_labels[that index].")
 
 
+def _contrast_normalise_reference(x):
+    """Every row of x (N, D) minus its mean, divided by its standard deviation (D - 1) -> (N, D)."""
+    x = x - x.mean(dim=1, keepdim=True)
+    return x / x.std(dim=1, keepdim=True)
+
+
+def _lab01_contrast_cases():
+    g = torch.Generator().manual_seed(13)
+    x = torch.rand(6, 2576, generator=g)
+    return [(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]),), (torch.randn(5, 20, generator=g),), (x,),
+            (0.6 * x + 0.3,)]
+
+
+exercise("1.3", "contrast normalisation", "contrast_normalise", _contrast_normalise_reference, _lab01_contrast_cases,
+         hint="x.mean(dim=1, keepdim=True) and x.std(dim=1, keepdim=True) are (N, 1): they broadcast over the D "
+              "pixels of each row.")
+
+
 # Lab 02: hidden units -----------------------------------------------------------------------------------
 def _top_hidden_units_reference(weights, target, k):
     """weights (n_classes, hidden) = W2; the k hidden units with the largest weight to class target, largest
