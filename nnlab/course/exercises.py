@@ -281,6 +281,25 @@ exercise("2.1", "top hidden units of a class", "top_hidden_units", _top_hidden_u
               "weights[target].topk(k) returns the values and the indices of the k largest.")
 
 
+def _unit_contributions_reference(W1, b1, W2, x, target):
+    """Mean contribution W2[target, j] * mean_n relu(W1 x_n + b1)_j of every hidden unit -> (hidden,)
+    (nnlab.templates.top_hidden_units with x)."""
+    return W2[target] * torch.relu(x @ W1.T + b1).mean(0)
+
+
+def _lab02_contribution_cases():
+    g = torch.Generator().manual_seed(14)
+    return [(torch.tensor([[1.0, -1.0], [0.5, 0.5], [-1.0, 0.0]]), torch.tensor([0.0, -1.0, 0.5]),
+             torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]), 0),
+            (torch.randn(30, 20, generator=g), torch.randn(30, generator=g), torch.randn(5, 30, generator=g),
+             torch.rand(7, 20, generator=g), 3)]
+
+
+exercise("2.2", "the contribution of each hidden unit to a class score", "unit_contributions",
+         _unit_contributions_reference, _lab02_contribution_cases,
+         hint="h = torch.relu(x @ W1.T + b1) is (N, hidden); W2[target] is (hidden,): multiply it by h.mean(0).")
+
+
 # Lab 03: feature maps -----------------------------------------------------------------------------------
 def _receptive_field_reference(layers):
     """[(kernel, stride, padding), ...] from the input up -> (size, jump, start) of the last layer's units:
