@@ -245,6 +245,24 @@ exercise("1.2", "the 1-nearest-neighbour classifier", "nearest_neighbour_predict
               "of each row (dim=1), and its label is train_labels[that index].")
 
 
+def _contrast_normalise_reference(x):
+    """Every row of x (N, D) minus its mean, divided by its standard deviation (D - 1) -> (N, D)."""
+    x = x - x.mean(dim=1, keepdim=True)
+    return x / x.std(dim=1, keepdim=True)
+
+
+def _lab01_contrast_cases():
+    g = torch.Generator().manual_seed(13)
+    x = torch.rand(6, 2576, generator=g)
+    return [(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]),), (torch.randn(5, 20, generator=g),), (x,),
+            (0.6 * x + 0.3,)]
+
+
+exercise("1.3", "contrast normalisation", "contrast_normalise", _contrast_normalise_reference, _lab01_contrast_cases,
+         hint="x.mean(dim=1, keepdim=True) and x.std(dim=1, keepdim=True) are (N, 1): they broadcast over the D "
+              "pixels of each row.")
+
+
 # Lab 02: hidden units -----------------------------------------------------------------------------------
 def _top_hidden_units_reference(weights, target, k):
     """weights (n_classes, hidden) = W2; the k hidden units with the largest weight to class target, largest
@@ -261,6 +279,25 @@ def _lab02_cases():
 exercise("2.1", "top hidden units of a class", "top_hidden_units", _top_hidden_units_reference, _lab02_cases,
          hint="row `target` of the weights holds every hidden unit's weight to that class; "
               "weights[target].topk(k) returns the values and the indices of the k largest.")
+
+
+def _unit_contributions_reference(W1, b1, W2, x, target):
+    """Mean contribution W2[target, j] * mean_n relu(W1 x_n + b1)_j of every hidden unit -> (hidden,)
+    (nnlab.templates.top_hidden_units with x)."""
+    return W2[target] * torch.relu(x @ W1.T + b1).mean(0)
+
+
+def _lab02_contribution_cases():
+    g = torch.Generator().manual_seed(14)
+    return [(torch.tensor([[1.0, -1.0], [0.5, 0.5], [-1.0, 0.0]]), torch.tensor([0.0, -1.0, 0.5]),
+             torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]), 0),
+            (torch.randn(30, 20, generator=g), torch.randn(30, generator=g), torch.randn(5, 30, generator=g),
+             torch.rand(7, 20, generator=g), 3)]
+
+
+exercise("2.2", "the contribution of each hidden unit to a class score", "unit_contributions",
+         _unit_contributions_reference, _lab02_contribution_cases,
+         hint="h = torch.relu(x @ W1.T + b1) is (N, hidden); W2[target] is (hidden,): multiply it by h.mean(0).")
 
 
 # Lab 03: feature maps -----------------------------------------------------------------------------------
