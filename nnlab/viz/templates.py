@@ -129,7 +129,7 @@ def show_top_units(model, target: int, k: int = 6, x: Optional[torch.Tensor] = N
     n_examples = 0 if examples is None else len(examples)
     fig, axes = plt.subplots(1, n_examples + k, figsize=(size * (n_examples + k), size * 1.5), squeeze=False)
     for i in range(n_examples):
-        show_image(examples[i], axes[0, i], title="a photo" if i == 0 else None)
+        show_image(examples[i], axes[0, i], title="an example" if i == 0 else None)
     scaled = _scaled(model.templates()[units].sum(1, keepdim=True), shared=False)
     for j, unit in enumerate(units.tolist()):
         show_template(scaled[j], axes[0, n_examples + j], title=f"unit {unit}\nw={weights[unit]:.2f}", cmap=cmap,
