@@ -86,3 +86,11 @@ def test_crop_pads_outside_the_image_with_zeros():
     assert torch.equal(patch[0, 1:, 2:], image[0, :2, :3])
     assert patch[0, 1:, :2].abs().sum() == 0
     assert torch.equal(crop(image, (1, 1, 4, 3)), image[:, 1:3, 1:4])
+
+
+def test_receptive_field_goes_through_relu6_and_hardtanh():
+    import torch.nn as nn
+    from nnlab.features import receptive_field_geometry
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU6(),
+                        nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.Hardtanh(0, 6), nn.Conv2d(4, 4, 3, padding=1))
+    assert receptive_field_geometry(net, "5") == ((9, 9), (2, 2), (-4, -4))

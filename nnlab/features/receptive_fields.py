@@ -32,8 +32,8 @@ from nnlab.core.hooks import LayerSpec, get_layer
 
 # Layers that change the geometry, and layers that act pixel by pixel (the receptive field goes through them).
 GEOMETRIC = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
-ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Sigmoid, nn.Tanh, nn.Identity,
-               nn.BatchNorm2d, nn.Dropout, nn.Dropout2d)
+ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
+               nn.Identity, nn.BatchNorm2d, nn.Dropout, nn.Dropout2d)
 
 
 class Geometry(NamedTuple):
