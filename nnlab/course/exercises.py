@@ -424,6 +424,37 @@ exercise("5.2", "the guided ReLU backward rule", "guided_relu_backward", _guided
               "multiply by the two boolean masks.")
 
 
+def _fool_reference(model, x, target, step, steps):
+    """A fooling image (CS231n): from a copy of x (1, C, H, W), at most ``steps`` times: stop if the model predicts
+    ``target``, else x <- clamp(x + step * g / ||g||, 0, 1) with g = d model(x)[0, target] / dx (L2 norm over all
+    pixels). Returns the final image (1, C, H, W)."""
+    x = x.clone()
+    for _ in range(steps):
+        with torch.no_grad():
+            if int(model(x).argmax(1)[0]) == target:
+                break
+        x.requires_grad_(True)
+        (g,) = torch.autograd.grad(model(x)[0, target], x)
+        x = (x.detach() + step * g / g.norm()).clamp(0, 1)
+    return x.detach()
+
+
+def _lab05_fool_cases():
+    g = torch.Generator().manual_seed(50)
+    x0 = (0.3 + 0.2 * torch.randn(2, 1, 12, 12, generator=g)).clamp(0, 1)
+    return [(_tiny_classifier(0), x0[:1], 2, 0.1, 50),       # fooled after a few steps: the stop matters
+            (_tiny_classifier(1), x0[1:], 1, 0.1, 50),
+            (_tiny_classifier(0), x0[:1], 2, 0.05, 4),       # not fooled within 4 steps: all 4 are taken
+            (_tiny_classifier(1), x0[1:], 3, 0.1, 10)]       # already predicted: returned unchanged
+
+
+exercise("5.3", "a fooling image", "fool", _fool_reference, _lab05_fool_cases,
+         hint="x = x.clone(); for _ in range(steps): first, under torch.no_grad(), break if "
+              "model(x).argmax(1)[0] == target; then x.requires_grad_(True), g = torch.autograd.grad(model(x)[0, "
+              "target], x)[0], and x = (x.detach() + step * g / g.norm()).clamp(0, 1) (normalise by the L2 norm of "
+              "the whole gradient). Return x.detach().", atol=1e-4)
+
+
 # Lab 06: class activation maps --------------------------------------------------------------------------
 def _class_activation_map_reference(acts, fc_weight, classes):
     """CAM_c = sum_k W[c, k] A_k: acts (N, K, h, w), fc_weight (n_classes, K), classes (N,) -> (N, 1, h, w)
