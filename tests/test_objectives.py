@@ -157,3 +157,19 @@ def test_objectives_follow_the_device_of_the_activations():
                  - lp_norm(6) - 0.5 * __import__("nnlab.featurevis", fromlist=["diversity"]).diversity("conv"))
     value = objective(acts)
     assert value.device.type == "meta" and value.shape == (3,)
+
+
+def test_negative_or_non_integral_indices_are_refused():
+    """-1 must not silently mean the last class or channel; bools, floats and strings are not indices."""
+    import pytest as _pytest
+    from nnlab.featurevis.objectives import channel, logit, neuron
+    for bad, error in ((-1, ValueError), (True, TypeError), (3.7, TypeError), ("3", TypeError), ([1, -2], ValueError)):
+        with _pytest.raises(error, match="target"):
+            logit(bad)
+        with _pytest.raises(error, match="feature"):
+            channel("conv1", bad)
+        with _pytest.raises(error, match="feature"):
+            neuron("conv1", bad)
+    acts = {"logits": torch.zeros(2, 10), "input": torch.zeros(2, 1, 4, 4)}
+    with _pytest.raises(ValueError, match="out of range"):
+        logit(10)(acts)

@@ -35,6 +35,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
+from nnlab.core.checks import check_index, check_indices
+
 Acts = Dict[str, torch.Tensor]
 Batch = Optional[Union[int, Sequence[int]]]
 Index = Union[int, Sequence[int]]
@@ -169,13 +171,14 @@ def _batch_mask(n: int, batch) -> torch.Tensor:
     return mask
 
 
-def _as_index(index: Index) -> Union[int, torch.Tensor]:
-    """An int stays an int; a sequence of ints becomes a long tensor (built once, not at every step)."""
+def _as_index(index: Index, what: str = "index") -> Union[int, torch.Tensor]:
+    """An int stays an int; a sequence of ints becomes a long tensor (built once, not at every step). Negative
+    indices, bools, floats and strings are rejected (``-1`` does not mean the last class here)."""
     if isinstance(index, torch.Tensor) and index.dim() == 0:
-        return int(index)
-    if isinstance(index, numbers.Integral):
-        return int(index)
-    return torch.as_tensor(list(index), dtype=torch.long)
+        return check_index(index, what)
+    if isinstance(index, numbers.Integral) or isinstance(index, (bool, float, str)):
+        return check_index(index, what)
+    return check_indices(list(index) if not isinstance(index, torch.Tensor) else index, what)
 
 
 def _text(index: Union[int, torch.Tensor]) -> str:
@@ -190,6 +193,10 @@ def _suffix(batch: Batch) -> str:
 
 def _pick(a: torch.Tensor, index: Union[int, torch.Tensor]) -> torch.Tensor:
     """``a[:, index]`` for an int; for a tensor of N ints, ``a[i, index[i]]`` for every image ``i``."""
+    top = int(index) if isinstance(index, int) else int(index.max())
+    if a.dim() < 2 or top >= a.shape[1]:
+        raise ValueError(f"index {top} is out of range: the activation has shape {tuple(a.shape)} "
+                         f"({a.shape[1] if a.dim() >= 2 else 0} classes or channels)")
     if isinstance(index, int):
         return a[:, index]
     if index.shape != (a.shape[0],):
@@ -213,7 +220,7 @@ def logit(target: Index, batch: Batch = None) -> Objective:
     Maximise the logit, never the probability: the probability can rise by lowering the other classes,
     which does not show what the class looks like (Simonyan et al., 2014, section 2).
     """
-    target = _as_index(target)
+    target = _as_index(target, "target")
     batch = _as_batch(batch)
 
     def fn(acts):
@@ -227,7 +234,7 @@ def channel(layer: str, feature: Index, batch: Batch = None) -> Objective:
     For a fully connected layer (output ``(N, C)``) it is the unit's value. ``feature``: a channel, or a list of N
     channels (one per image).
     """
-    feature = _as_index(feature)
+    feature = _as_index(feature, "feature")
     batch = _as_batch(batch)
 
     def fn(acts):
@@ -243,7 +250,7 @@ def neuron(layer: str, feature: Index, row: Optional[int] = None, col: Optional[
     ``row``, ``col`` default to the centre of the map (``h // 2``, ``w // 2``). ``feature``: a channel, or a list
     of N channels (one per image).
     """
-    feature = _as_index(feature)
+    feature = _as_index(feature, "feature")
     batch = _as_batch(batch)
 
     def fn(acts):
