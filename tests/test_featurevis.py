@@ -399,3 +399,18 @@ def test_units_and_patches_titles_clear_of_the_row_above():
         assert figure_faults(fig) == []
         assert [ax.get_title() for ax in fig.axes[8:10]] == ["#0 top-9 patches", "#1 top-9 patches"]
         plt.close(fig)
+
+
+def test_show_images_grid_titles_do_not_overlap_the_row_above():
+    """Two rows of titled renders (lab 07's GAP-vs-dense figure): the gallery's checker finds no overlap."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from nnlab.course.gallery import figure_faults
+    from nnlab.viz.featurevis import show_images
+    fig = show_images(torch.rand(20, 1, 28, 28), ncols=10, size=1.0, suptitle="two rows",
+                      titles=[f"GAP {c}" for c in range(10)] + [f"dense {c}" for c in range(10)])
+    try:
+        assert figure_faults(fig) == []
+    finally:
+        plt.close(fig)

@@ -25,8 +25,9 @@ def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, nc
     n = len(images)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0.15)),
-                             squeeze=False)
+    title_room = 0.25 if titles is not None else 0.0      # inches per row for an 8-pt title above each image
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
+                             figsize=(size * ncols, (size + title_room) * nrows + (0.4 if suptitle else 0.15)))
     for ax in axes.flat:
         ax.set_axis_off()
     for i, image in enumerate(images):
@@ -36,7 +37,6 @@ def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, nc
             ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
