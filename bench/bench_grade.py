@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         solutions = [s for s in solutions if s.name[:2] in wanted]
     tmp = Path(tempfile.mkdtemp(prefix="bench-grade-"))
     lines = ["# nnlab grade: seconds per submission", "",
-             f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, sandbox: "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, sandbox: "
              f"load average {os.getloadavg()[0]:.1f} at the start, {'bubblewrap' if sandbox.have_bubblewrap() else 'fallback (no bubblewrap)'}; "
              f"each submission is a copy of the lab's solution (every exercise passes).", "",
              "## Part 1: one submission per lab, -j 1", "", "| lab | seconds |", "|---|---|"]
