@@ -38,7 +38,7 @@ from nnlab.models.architectures import (
     OrientationCNN,
     fold_batch_norm,
 )
-from nnlab.models.training import accuracy, random_shift, train_classifier
+from nnlab.models.training import accuracy, train_classifier
 
 
 # --------------------------------------------------------------------------- the registry of trained lab models
@@ -208,20 +208,23 @@ from nnlab.models.dense_cnn import DenseCNN  # noqa: E402  (kept with its recipe
 
 
 def _train_mnist_dense_cnn(model, progress):
-    """Keras' mnist_cnn shape (conv, conv, pool, dense, dense), 6 epochs on full MNIST with BN (folded), each
-    training digit moved by up to 2 pixels (fresh random shifts every epoch, seeded)."""
+    """Keras' mnist_cnn shape (conv, conv, pool, dense, dense), 4 epochs on full MNIST with BN (folded).
+
+    No shift augmentation: recipe 2 (6 epochs, digits moved by up to 2 pixels) reached 99.15 % but its class images
+    were recognised for only 3 of 10 classes (bench/results/featurevis.md): a network made insensitive to where the
+    ink is draws textures, as the GAP CNN does."""
     train, test = nndata.mnist("train"), nndata.mnist("test")
     start = time.perf_counter()
     with_bn = seeded(DenseCNN, batch_norm=True)
-    train_classifier(with_bn, train.images, train.labels, epochs=6, lr=3e-3, batch_size=128, progress=progress,
-                     augment=random_shift(2), desc="training the keras-vis-like MNIST CNN")
+    train_classifier(with_bn, train.images, train.labels, epochs=4, lr=3e-3, batch_size=128, progress=progress,
+                     desc="training the keras-vis-like MNIST CNN")
     fold_batch_norm(with_bn, model)
     return {"test_accuracy": accuracy(model, test.images, test.labels),
             "train_seconds": round(time.perf_counter() - start, 1), "data": train.source}
 
 
 register("mnist_dense_cnn", DenseCNN, _train_mnist_dense_cnn,
-         "DenseCNN (keras' mnist_cnn shape) trained 6 epochs on MNIST shifted by up to 2 pixels (BN folded)", "2")
+         "DenseCNN (keras' mnist_cnn shape) trained 4 epochs on MNIST (BN folded)", "3")
 
 
 def _signature(model: nn.Module) -> dict:
