@@ -326,6 +326,10 @@ def test_occlusion_matches_brute_force_with_overlapping_windows():
                 count[:, :, r:r + 3, c:c + 2] += 1
     torch.testing.assert_close(attr, (total / count.clamp(min=1)).expand(2, 3, 8, 8))
     assert attr.shape == x.shape
+    # spread() turns drops already computed into the same map, without a forward pass
+    torch.testing.assert_close(occ.spread(drops, x.shape), attr)
+    with pytest.raises(ValueError, match="drops: expected shape"):
+        occ.spread(drops[:, :2], x.shape)
 
 
 def test_occlusion_with_a_callable_target_and_bad_window():

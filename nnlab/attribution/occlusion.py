@@ -33,9 +33,9 @@ class Occlusion(Attribution):
     https://arxiv.org/abs/1311.2901.
 
     :meth:`drops` returns the drop for each window position, (N, n_rows, n_cols), the definition itself.
-    :meth:`attribute` spreads it back to input space, (N, C, H, W): each pixel gets the mean drop of the windows
-    that cover it (0 where no window does), the same for every channel (the window covers all channels),
-    as Captum's ``Occlusion`` does. Positive = covering it lowers the score = evidence for the target.
+    :meth:`attribute` spreads it back to input space (:meth:`spread`), (N, C, H, W): each pixel gets the mean
+    drop of the windows that cover it (0 where no window does), the same for every channel (the window covers
+    all channels), as Captum's ``Occlusion`` does. Positive = covering it lowers the score = evidence for the target.
 
     Args:
         window: window size, int or (height, width).
@@ -106,9 +106,25 @@ class Occlusion(Attribution):
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         check_images(x)
-        drops = self.drops(x, target)
-        n, c, height, width = x.shape
+        return self.spread(self.drops(x, target), x.shape)
+
+    def spread(self, drops: torch.Tensor, shape) -> torch.Tensor:
+        """The drops (N, n_rows, n_cols) of :meth:`drops` spread back to input space, (N, C, H, W) for ``shape``
+        = (N, C, H, W): each pixel gets the mean drop of the windows that cover it (0 where no window does).
+        No forward pass: reuse drops already computed instead of calling :meth:`attribute`.
+
+        Example::
+
+            drops = occ.drops(x, 3)
+            attr = occ.spread(drops, x.shape)        # = occ.attribute(x, 3)
+        """
+        if len(shape) != 4:
+            raise ValueError(f"shape: expected (N, C, H, W), got {tuple(shape)}")
+        n, c, height, width = (int(v) for v in shape)
         rows, cols = self.positions(height, width)
+        if drops.dim() != 3 or tuple(drops.shape) != (n, len(rows), len(cols)):
+            raise ValueError(f"drops: expected shape {(n, len(rows), len(cols))} (N, rows, columns of the window "
+                             f"positions) for an image of shape {(n, c, height, width)}, got {tuple(drops.shape)}")
         total = torch.zeros(n, 1, height, width, dtype=drops.dtype, device=drops.device)
         count = torch.zeros(1, 1, height, width, dtype=drops.dtype, device=drops.device)
         for i, r in enumerate(rows):
