@@ -1,5 +1,7 @@
 """Activation maximisation: exact optima on a linear model, properties on small CNNs, quality on the trained
 MNIST CNN."""
+import os
+
 import pytest
 import torch
 import torch.nn as nn
@@ -356,24 +358,59 @@ def test_recognisability_bad_input(reader):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 20 goal not met yet: the 3-epoch recipe reaches 98.93 % (needs a 4th epoch)",
-                   strict=False)
+@pytest.mark.skipif(not os.environ.get("NNLAB_DATA"), reason="needs full MNIST (NNLAB_DATA)")
 def test_dense_cnn_reaches_99_percent():
+    """Issue 20: the shipped keras-vis-like CNN reaches 99 % on the 10,000 MNIST test digits, measured here.
+    This can fail: recipe 1 (3 epochs) reached 98.93 %. Recipe 3 (4 epochs, no shifts) is the one shipped; recipe 2
+    (6 epochs, shifts of up to 2 pixels) reached 99.15 % but drew textures (3/10 recognised)."""
+    from nnlab import data
+
     model = models.pretrained("mnist_dense_cnn", progress=False)
-    assert model.metrics["test_accuracy"] >= 0.99
+    test = data.mnist("test")
+    assert len(test) == 10000 and models.accuracy(model, test.images, test.labels) >= 0.99
+
+
+GAP_MAX = 4   # the GAP CNN with its defaults: 2, 2, 3 of 10 on seeds 0, 1, 2 (bench/results/featurevis.md)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 20 goal not met yet: best measured prior gives 7/10 (bench/results/featurevis.md)",
-                   strict=False)
+@pytest.mark.skipif(not os.environ.get("NNLAB_DATA"), reason="the measure is defined with the full-MNIST reader")
 def test_dense_cnn_defaults_give_recognisable_digits(reader):
+    """Issue 20: with its default priors the keras-vis-like CNN draws class images that the independent pixel
+    reader recognises for at least 8 classes of 10, on each of three seeds. The check can fail: the GAP CNN,
+    whose optimum is a texture, scores at most GAP_MAX under the same check with its own defaults."""
     from nnlab.featurevis import recognisability
 
     model = models.pretrained("mnist_dense_cnn", progress=False)
+    gap = models.pretrained("mnist_cnn", progress=False)
     assert sum(p.numel() for p in model.parameters()) * 4 < 1.2e6          # about 1 MB of weights
-    images, _ = visualize_activation(model, None, [[c] for c in range(10)], progress=False)
-    score = recognisability(images, range(10), reader, model)
-    assert score.count >= 8, (score.reader_class, score.target_prob)
+    for seed in range(3):
+        images, _ = visualize_activation(model, None, [[c] for c in range(10)], seed=seed, progress=False)
+        score = recognisability(images, range(10), reader, model)
+        assert score.count >= 8, (seed, score.reader_class, score.target_prob)
+        images, _ = visualize_activation(gap, None, [[c] for c in range(10)], seed=seed, progress=False)
+        assert recognisability(images, range(10), reader, gap).count <= GAP_MAX, seed
+
+
+def test_visualize_activation_takes_the_measured_priors_of_the_model():
+    """Unset priors come from DEFAULT_PRIORS (TV 100 + L1 100 from the mean digit for the DenseCNN's class scores);
+    a given argument wins; for a hidden layer the unset L1 weight is 0 (it was measured on logits of 10 to 80)."""
+    from nnlab.featurevis.maximize import DEFAULT_PRIORS, default_priors
+
+    torch.manual_seed(0)
+    model = models.DenseCNN().eval()
+    prior = default_priors(model)
+    assert prior == DEFAULT_PRIORS["DenseCNN"] and prior["lp_norm_weight"] == 100.0 and prior["p"] == 1.0
+    assert default_priors(nn.Linear(3, 2)) == DEFAULT_PRIORS["other"]
+    run = dict(steps=4, progress=False)
+    auto = visualize_activation(model, None, [[3], [7]], **run).images
+    assert torch.equal(auto, visualize_activation(model, None, [[3], [7]], **prior, **run).images)
+    assert not torch.equal(auto, visualize_activation(model, None, [[3], [7]], **{**prior, "lp_norm_weight": 0.0},
+                                                      **run).images)
+    hidden = visualize_activation(model, "fc1", [[0], [5]], **run).images
+    no_l1 = {**prior, "lp_norm_weight": 0.0, "p": 6.0}
+    assert torch.equal(hidden, visualize_activation(model, "fc1", [[0], [5]], **no_l1, **run).images)
+    assert not torch.equal(hidden, visualize_activation(model, "fc1", [[0], [5]], **prior, **run).images)
 
 
 def test_dense_cnn_shapes_and_errors():

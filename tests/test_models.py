@@ -308,6 +308,33 @@ def test_training_is_seeded_and_reproducible():
         torch.testing.assert_close(p, q)
 
 
+def test_random_shift_moves_each_image_by_whole_pixels_and_training_with_it_is_seeded():
+    x = torch.zeros(40, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0                                         # one bright pixel in the middle
+    g = torch.Generator().manual_seed(0)
+    moved = models.random_shift(2)(x, g)
+    assert moved.shape == x.shape and torch.equal(moved.sum((1, 2, 3)), torch.ones(40))  # moved, not blurred or lost
+    where = moved[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 9, where % 9
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 5      # several shifts drawn, not one
+    assert torch.equal(moved, models.random_shift(2)(x, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="pixels must be a positive int"):
+        models.random_shift(0)
+    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\)"):
+        models.random_shift(1)(torch.zeros(9, 9), g)
+    y = torch.randint(0, 10, (64,))
+    a, b, c = models.MnistCNN(), models.MnistCNN(), models.MnistCNN()
+    b.load_state_dict(a.state_dict()), c.load_state_dict(a.state_dict())
+    data = torch.rand(64, 1, 28, 28)
+    for net in (a, b):
+        models.train_classifier(net, data, y, epochs=1, batch_size=16, seed=3, progress=False,
+                                augment=models.random_shift(2))
+    models.train_classifier(c, data, y, epochs=1, batch_size=16, seed=3, progress=False)
+    torch.testing.assert_close(a.conv1.weight, b.conv1.weight)            # seeded, shifts included
+    assert not torch.allclose(a.conv1.weight, c.conv1.weight)               # and the shifts change the training
+
+
 @pytest.mark.skipif(not SHARED or not Path(SHARED, "MNIST").exists(), reason="needs full MNIST (NNLAB_DATA)")
 def test_the_mnist_cnn_reaches_99_percent():
     model = models.pretrained("mnist_cnn")

@@ -31,7 +31,7 @@ from nnlab.models.imagenet import (
     DEFAULT_IMAGENET_MODEL,
     Normalized,
 )
-from nnlab.models.training import accuracy, train_classifier
+from nnlab.models.training import accuracy, random_shift, train_classifier
 from nnlab.models.zoo import (
     ModelSpec,
     REGISTRY,

@@ -24,12 +24,16 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                      lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 0.0, seed: int = 0,
                      loss_fn: Callable = F.cross_entropy, schedule: str = "onecycle", progress: bool = True,
                      desc: Optional[str] = None,
-                     on_epoch: Optional[Callable[[int, nn.Module], None]] = None) -> Dict[str, list]:
+                     on_epoch: Optional[Callable[[int, nn.Module], None]] = None,
+                     augment: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None
+                     ) -> Dict[str, list]:
     """Train ``model`` in place with Adam on ``(images, labels)``, mini-batches reshuffled each epoch.
 
     Seeded and reproducible. ``weight_decay`` is an L2 penalty on the weights. ``schedule``: "onecycle" (warm up
     then anneal the learning rate; fast convergence) or "constant". Returns the history ``{"loss": [...]}``
     of the mean training loss per epoch. ``on_epoch(epoch, model)``, if given, runs after each epoch (1, 2, ...).
+    ``augment(images, generator)``, if given, returns a randomly changed copy of each mini-batch (N, C, H, W) before
+    the forward pass, drawing from the training loop's seeded generator (e.g. :func:`random_shift`).
     """
     from nnlab.core.progress import progress_bar as tqdm  # vanishes when done in notebooks
 
@@ -48,7 +52,8 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         total = 0.0
         for i in range(0, len(images), batch_size):
             idx = order[i:i + batch_size]
-            loss = loss_fn(model(images[idx]), labels[idx])
+            batch = images[idx] if augment is None else augment(images[idx], g)
+            loss = loss_fn(model(batch), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -63,3 +68,25 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     bar.close()
     model.eval()
     return history
+
+
+def random_shift(pixels: int = 2) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """An ``augment`` for :func:`train_classifier`: each image (N, C, H, W) moved by a random whole number of pixels,
+    ``-pixels..pixels`` in x and in y, the uncovered border filled with 0 (black, the MNIST background)."""
+    if not isinstance(pixels, int) or pixels < 1:
+        raise ValueError(f"pixels must be a positive int, got {pixels!r}")
+
+    def shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if images.dim() != 4:
+            raise ValueError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
+        n, _, h, w = images.shape
+        d = pixels
+        padded = F.pad(images, (d, d, d, d))
+        dy = torch.randint(0, 2 * d + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * d + 1, (n,), generator=generator)
+        rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1).expand(n, images.shape[1], h, w + 2 * d)
+        picked = padded.gather(2, rows)                                          # (N, C, H, W + 2d)
+        cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w).expand(n, images.shape[1], h, w)
+        return picked.gather(3, cols)
+
+    return shift

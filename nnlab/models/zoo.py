@@ -208,11 +208,15 @@ from nnlab.models.dense_cnn import DenseCNN  # noqa: E402  (kept with its recipe
 
 
 def _train_mnist_dense_cnn(model, progress):
-    """Keras' mnist_cnn shape (conv, conv, pool, dense, dense), 3 epochs on full MNIST with BN, folded."""
+    """Keras' mnist_cnn shape (conv, conv, pool, dense, dense), 4 epochs on full MNIST with BN (folded).
+
+    No shift augmentation: recipe 2 (6 epochs, digits moved by up to 2 pixels) reached 99.15 % but its class images
+    were recognised for only 3 of 10 classes (bench/results/featurevis.md): a network made insensitive to where the
+    ink is draws textures, as the GAP CNN does."""
     train, test = nndata.mnist("train"), nndata.mnist("test")
     start = time.perf_counter()
     with_bn = seeded(DenseCNN, batch_norm=True)
-    train_classifier(with_bn, train.images, train.labels, epochs=3, lr=3e-3, batch_size=128, progress=progress,
+    train_classifier(with_bn, train.images, train.labels, epochs=4, lr=3e-3, batch_size=128, progress=progress,
                      desc="training the keras-vis-like MNIST CNN")
     fold_batch_norm(with_bn, model)
     return {"test_accuracy": accuracy(model, test.images, test.labels),
@@ -220,7 +224,7 @@ def _train_mnist_dense_cnn(model, progress):
 
 
 register("mnist_dense_cnn", DenseCNN, _train_mnist_dense_cnn,
-         "DenseCNN (keras' mnist_cnn shape) trained 3 epochs on MNIST (BN folded)", "1")
+         "DenseCNN (keras' mnist_cnn shape) trained 4 epochs on MNIST (BN folded)", "3")
 
 
 def _signature(model: nn.Module) -> dict:
