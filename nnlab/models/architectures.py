@@ -162,7 +162,8 @@ class BoxRegressor(nn.Module):
 
     conv1 (1->16) relu1 | conv2 (16->32) relu2 | conv3 (32->32) relu3 | flatten | fc1 (2048->64) relu4 | fc2 (64->4).
     Convolutions 4x4, stride 2, padding 1: (N,1,64,64) -> (N,16,32,32) -> (N,32,16,16) -> (N,32,8,8). (A kernel size
-    divisible by the stride keeps gradient maps free of checkerboard artefacts, Odena et al., 2016.)
+    divisible by the stride avoids the uneven overlap of Odena et al., 2016, but the gradient maps still show the
+    grid of the strides as a checkerboard: lab 05, section 5, averages it out over shifted copies of the image.)
     Output (N, 4) in pixels, in the order of ``outputs`` = (left, top, right, bottom), as ``ImageSet.boxes``.
     No global pooling: where the evidence lies matters, and the fully connected layer keeps it.
     """
