@@ -98,13 +98,13 @@ def lucent_runner():
     return run
 
 
-# prior name -> visualize_activation arguments (class scores, 10 classes, 256 steps); every argument given, so
-# that a row never picks up a model's default
 def _prior(tv, jitter=0, blur=0.0, decay=0.0, start=None, l1=0.0):
     return dict(tv_weight=float(tv), lp_norm_weight=float(l1), p=1.0 if l1 else 6.0, jitter_pixels=jitter,
                 blur_sigma=blur, decay_rate=decay, seed_input=start)
 
 
+# prior name -> visualize_activation arguments (class scores, 10 classes, 256 steps); every argument given, so
+# that a row never picks up a model's default
 PRIORS = {
     "TV 100 (keras-vis)": _prior(100),
     "TV 30": _prior(30),
@@ -152,7 +152,8 @@ def recognisability_table(reader):
                 counts.append(score.count)
                 target.append(float(score.target_prob.mean()))
                 read.append(float(score.reader_prob.mean()))
-            cell = (f"{', '.join(map(str, counts))} /10 (model {sum(target) / 3:.2f}, reader {sum(read) / 3:.2f})")
+            cell = (f"{', '.join(map(str, counts))} /10 (model {sum(target) / len(SEEDS):.2f}, "
+                    f"reader {sum(read) / len(SEEDS):.2f})")
             cells.append(f"**{cell}**" if kwargs == defaults[name] else cell)
         lines.append(f"| {prior} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)

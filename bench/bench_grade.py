@@ -25,10 +25,6 @@ from nnlab.course import grade, sandbox
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class _Done(Exception):
-    """--count 0: part 1 only."""
-
-
 def _timed(paths, jobs):
     start = time.perf_counter()
     rows = grade.grade(paths, timeout=600, cell_timeout=300, progress=False, jobs=jobs)
@@ -38,9 +34,31 @@ def _timed(paths, jobs):
     return seconds
 
 
+def _part2(tmp, count):
+    """Markdown lines of part 2: ``count`` copies of the lab 05 solution graded with -j 1, then with -j 2."""
+    lab05 = next(s for s in sorted((ROOT / "solutions").glob("05_*.ipynb")))
+    subs = []
+    for i in range(count):
+        p = tmp / f"05_student{i:02d}.ipynb"
+        shutil.copyfile(lab05, p)
+        subs.append(p)
+    lines = ["", f"## Part 2: {count} submissions of lab 05", "",
+             "| jobs | wall s | s / submission | submissions / min | load average (5 min) at the end |",
+             "|---|---|---|---|---|"]
+    walls = {}
+    for jobs in (1, 2):
+        walls[jobs] = _timed(subs, jobs)
+        print(f"lab 05 x {count}, -j {jobs}: {walls[jobs]:.1f} s", flush=True)
+        lines.append(f"| {jobs} | {walls[jobs]:.1f} | {walls[jobs] / count:.1f} | "
+                     f"{60 * count / walls[jobs]:.1f} | {os.getloadavg()[1]:.1f} |")
+    lines += ["", f"ratio -j 2 / -j 1 (wall): {walls[2] / walls[1]:.2f}"]
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=40, help="submissions of lab 05 in part 2 (default 40; 0: part 1 only)")
+    parser.add_argument("--count", type=int, default=40, 
+                        help="submissions of lab 05 in part 2 (default 40; 0: part 1 only)")
     parser.add_argument("--labs", default="", help="comma-separated labs for part 1 (default: all)")
     parser.add_argument("--skip-parallel-labs", action="store_true", help="part 1 sequentially only")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "grade.md"), help="where to write")
@@ -78,26 +96,8 @@ def main(argv=None) -> int:
         lines += ["", f"sum of the labs, -j 1: {sum(seq.values()):.1f} s"
                   + (f"; -j 2: {sum(par.values()):.1f} s per submission of each lab" if par else "")
                   + f"; load average (5 min) at the end {os.getloadavg()[1]:.1f}"]
-        if args.count == 0:
-            raise _Done
-        lab05 = next(s for s in sorted((ROOT / "solutions").glob("05_*.ipynb")))
-        subs = []
-        for i in range(args.count):
-            p = tmp / f"05_student{i:02d}.ipynb"
-            shutil.copyfile(lab05, p)
-            subs.append(p)
-        lines += ["", f"## Part 2: {args.count} submissions of lab 05", "",
-                  "| jobs | wall s | s / submission | submissions / min | load average (5 min) at the end |",
-                  "|---|---|---|---|---|"]
-        walls = {}
-        for jobs in (1, 2):
-            walls[jobs] = _timed(subs, jobs)
-            print(f"lab 05 x {args.count}, -j {jobs}: {walls[jobs]:.1f} s", flush=True)
-            lines.append(f"| {jobs} | {walls[jobs]:.1f} | {walls[jobs] / args.count:.1f} | "
-                         f"{60 * args.count / walls[jobs]:.1f} | {os.getloadavg()[1]:.1f} |")
-        lines += ["", f"ratio -j 2 / -j 1 (wall): {walls[2] / walls[1]:.2f}"]
-    except _Done:
-        pass
+        if args.count > 0:
+            lines += _part2(tmp, args.count)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out = Path(args.output)
