@@ -1,18 +1,20 @@
-# nnlab: two commands.  `make lab` opens the labs in JupyterLab; `make test` runs every test.
+# nnlab: two commands.  `make lab` opens the labs in JupyterLab; `make test` runs every unit test and notebook.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.nnlab-installed
 
-.PHONY: lab test quick test-slow labs models ship unit notebooks bench browser-test clean-cache help
+.PHONY: lab test test-slow test-all labs models ship unit notebooks bench browser-test clean-cache help
 
 help:
-	@echo "make lab     create .venv if needed, install nnlab, start JupyterLab on labs/"
-	@echo "make test    create .venv if needed, verify the shipped lab models, run all tests in timed tiers"
-	@echo "make quick   the same without the slow tier (retraining, long quality tests) and the browser test"
-	@echo "make ship    retrain every lab model from its recipe, compare, write nnlab/models/weights (NAMES=... for some)"
-	@echo "make labs    regenerate labs/ from solutions/"
-	@echo "make bench   install the peers ([bench-peers] extra) and run the benchmarks in bench/"
+	@echo "make lab        create .venv if needed, install nnlab, start JupyterLab on labs/"
+	@echo "make test       create .venv if needed, verify the shipped lab models, run every unit test and every notebook"
+	@echo "                (in parallel, timed tiers; under 10 minutes from a fresh clone on 2 cores)"
+	@echo "make test-slow  the slow tier (retraining, long quality tests, grading every lab) and the browser test"
+	@echo "make test-all   both: what CI runs"
+	@echo "make ship       retrain every lab model from its recipe, compare, write nnlab/models/weights (NAMES=... for some)"
+	@echo "make labs       regenerate labs/ from solutions/"
+	@echo "make bench      install the peers ([bench-peers] extra) and run the benchmarks in bench/"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,32 +37,35 @@ models: $(STAMP)
 ship: $(STAMP)
 	$(PY) -m nnlab.models --retrain --ship $(NAMES)
 
-# The full suite, in tiers, each timed (the times are printed at the end and kept in test-output/tiers.txt):
-#   models    verify the shipped lab models
-#   fast      unit tests and nbval over labs/ and solutions/, in parallel (pytest-xdist, one worker per core;
-#             --dist loadfile keeps each notebook's cells in order on one worker)
-#   slow      retraining and long quality tests (@pytest.mark.slow), also parallel
-#   browser   the labs in headless Chromium
-# `make quick` runs the first two only. JOBS=1 runs the tests serially.
+# The tests, in tiers, each timed (printed at the end, kept in test-output/tiers.txt and tiers-slow.txt):
+#   make test       models  verify the shipped lab models
+#                   fast    every unit test in tests/ and nbval over every notebook of labs/ and solutions/, in
+#                           parallel (pytest-xdist, one worker per core; --dist loadfile keeps each notebook's cells
+#                           in order on one worker)
+#   make test-slow  slow    retraining, long quality tests, grading every lab (@pytest.mark.slow), also parallel
+#                   browser the labs in headless Chromium
+#   make test-all   all four; CI (.ci/run) runs `make test`, then `make test-slow`.
+# JOBS=1 runs the tests serially.
 JOBS   ?= auto
 XDIST  := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
-TIER    = t=$$(date +%s); $(1) || exit 1; echo "tier $(2): $$(( $$(date +%s) - t )) s" | tee -a test-output/tiers.txt
+TIER    = t=$$(date +%s); $(1) || exit 1; echo "tier $(2): $$(( $$(date +%s) - t )) s" | tee -a test-output/$(3)
 
 test: $(STAMP) sandbox-deps
 	@mkdir -p test-output && : > test-output/tiers.txt
-	@$(call TIER,$(PY) -m nnlab.models,models)
-	@$(call TIER,$(PY) -m pytest $(XDIST) -m "not slow and not browser",fast)
-	@$(call TIER,$(PY) -m pytest $(XDIST) -m "slow and not browser",slow)
-	@$(call TIER,$(MAKE) --no-print-directory browser-test,browser)
+	@$(call TIER,$(PY) -m nnlab.models,models,tiers.txt)
+	@$(call TIER,$(PY) -m pytest $(XDIST) -m "not slow and not browser",fast,tiers.txt)
 	@echo "--- time of each tier" && cat test-output/tiers.txt
 
-quick: $(STAMP)
-	@mkdir -p test-output && : > test-output/tiers.txt
-	@$(call TIER,$(PY) -m nnlab.models,models)
-	@$(call TIER,$(PY) -m pytest $(XDIST) -m "not slow and not browser",fast)
+test-slow: $(STAMP) sandbox-deps
+	@mkdir -p test-output && : > test-output/tiers-slow.txt
+	@$(call TIER,$(PY) -m pytest $(XDIST) -m "slow and not browser",slow,tiers-slow.txt)
+	@$(call TIER,$(MAKE) --no-print-directory browser-test,browser,tiers-slow.txt)
+	@echo "--- time of each tier" && cat test-output/tiers-slow.txt
 
-test-slow: $(STAMP)
-	$(PY) -m pytest $(XDIST) -m "slow and not browser"
+test-all:
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-slow
+	@echo "--- time of each tier, all" && cat test-output/tiers.txt test-output/tiers-slow.txt
 
 unit: $(STAMP)
 	$(PY) -m pytest $(XDIST) tests
